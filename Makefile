@@ -1,0 +1,53 @@
+# The image storage report. `make report` and `make test` each set up the environment they need.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+QUICK ?=
+DATASET ?= auto
+REPORT_ARGS ?=
+
+.PHONY: setup report pdf-deps lab data test benchmark clean distclean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# Chromium prints the PDF. Installed with apt when we are root; otherwise the report still writes HTML.
+pdf-deps:
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || command -v google-chrome >/dev/null 2>&1; then \
+		echo "pdf-deps: Chromium found"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "pdf-deps: installing chromium and fonts with apt-get"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core >/dev/null) \
+			|| echo "pdf-deps: could not install Chromium; the report will be HTML only"; \
+	else \
+		echo "pdf-deps: no Chromium and no root to install it; the report will be HTML only."; \
+		echo "          Install it with: sudo apt-get install chromium fonts-dejavu-core"; \
+	fi
+
+report: setup pdf-deps
+	$(PY) -m helpers.report --dataset $(DATASET) $(if $(QUICK),--quick) $(REPORT_ARGS)
+
+lab: setup
+	$(PY) -m pip install --quiet -e '.[lab]'
+	$(PY) -m jupyter lab --ip=127.0.0.1 --no-browser notebooks/
+
+data: setup
+	$(PY) -c "from helpers.datasets import download_cifar10; print(download_cifar10('data/raw'))"
+
+test: setup
+	$(PY) -m pytest
+
+benchmark: setup
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf data/work reports figures .pytest_cache .hypothesis
+
+distclean: clean
+	rm -rf $(VENV) data/raw *.egg-info

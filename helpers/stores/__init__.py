@@ -1,0 +1,36 @@
+"""Storage methods behind one interface. Adding a method: one module with a Store subclass, one line below."""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+from helpers.errors import UnknownMethodError
+from helpers.stores.base import Store
+
+# name -> "module:class"; imported on first use so an unused method's library need not load.
+REGISTRY: dict[str, str] = {
+    "disk": "helpers.stores.disk:DiskStore",
+    "lmdb": "helpers.stores.lmdb_store:LmdbStore",
+    "hdf5": "helpers.stores.hdf5_store:Hdf5Store",
+}
+
+
+def names() -> list[str]:
+    """The registered storage methods, in the article's order."""
+    return list(REGISTRY)
+
+
+def store_class(name: str) -> type[Store]:
+    if name not in REGISTRY:
+        raise UnknownMethodError(f"unknown storage method {name!r}; known methods: {', '.join(REGISTRY)}")
+    module_name, class_name = REGISTRY[name].split(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def open_store(name: str, root: str | os.PathLike[str], *, durable: bool = False) -> Store:
+    """The store ``name`` in the folder ``root`` (created if needed)."""
+    return store_class(name)(root, durable=durable)
+
+
+__all__ = ["Store", "names", "open_store", "store_class", "REGISTRY"]

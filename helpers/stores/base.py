@@ -1,0 +1,217 @@
+"""The interface every storage method implements, and the checks they share.
+
+A store lives in one folder (``root``). It holds two independent things, as in the article:
+single images written one at a time by id (``store_single``), and one batch written at once
+(``store_many``). A new batch replaces the previous one. Batches are written to a temporary name and
+renamed into place when complete, so an interrupted write is never mistaken for a finished one.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from helpers.errors import ImageFormatError, ImageNotFoundError, IncompleteStoreError
+from helpers.fileio import fsync_path, fsync_tree, remove
+
+SUPPORTED_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16))
+UINT8_CHANNELS = (1, 2, 3, 4)  # grey, grey+alpha, RGB, RGBA: what PNG can hold
+PARTIAL_SUFFIX = ".partial"
+
+
+def check_image_shape(shape: tuple[int, ...], dtype: np.dtype, what: str = "image") -> None:
+    """Raise ImageFormatError unless one image of this shape and dtype can be stored by every method."""
+    dtype = np.dtype(dtype)
+    if dtype not in SUPPORTED_DTYPES:
+        raise ImageFormatError(
+            f"{what} has dtype {dtype}; the stores take uint8 images or uint16 grayscale images "
+            f"(convert floats with (x * 255).round().astype('uint8'))"
+        )
+    if len(shape) not in (2, 3):
+        raise ImageFormatError(
+            f"{what} has shape {shape}; expected (height, width) or (height, width, channels)"
+        )
+    if min(shape[:2]) < 1:
+        raise ImageFormatError(f"{what} has shape {shape}; height and width must be at least 1")
+    if len(shape) == 3:
+        channels = shape[2]
+        allowed = UINT8_CHANNELS if dtype == np.uint8 else (1,)
+        if channels not in allowed:
+            raise ImageFormatError(
+                f"{what} has {channels} channels with dtype {dtype}; allowed: {allowed}"
+            )
+
+
+def check_image(image: object) -> np.ndarray:
+    """One image as a C-contiguous ndarray, or ImageFormatError saying what is wrong with it."""
+    if not isinstance(image, np.ndarray):
+        raise ImageFormatError(f"image must be a numpy array, got {type(image).__name__}")
+    check_image_shape(image.shape, image.dtype)
+    return np.ascontiguousarray(image)
+
+
+def check_label(label: object) -> int:
+    if isinstance(label, (bool, np.bool_)) or not isinstance(label, (int, np.integer)):
+        raise ImageFormatError(f"label must be an integer, got {label!r} ({type(label).__name__})")
+    if not -(2**63) <= int(label) < 2**63:
+        raise ImageFormatError(f"label {label} does not fit in 64 bits")
+    return int(label)
+
+
+def check_image_id(image_id: object) -> int:
+    if isinstance(image_id, (bool, np.bool_)) or not isinstance(image_id, (int, np.integer)):
+        raise ImageFormatError(f"image_id must be an integer, got {image_id!r}")
+    if not 0 <= int(image_id) < 10**12:
+        raise ImageFormatError(f"image_id must be between 0 and 10**12 - 1, got {image_id}")
+    return int(image_id)
+
+
+def check_batch(images: object, labels: object) -> tuple[np.ndarray, np.ndarray]:
+    """A batch as (images C-contiguous, labels int64), or ImageFormatError naming the problem."""
+    if not isinstance(images, np.ndarray):
+        raise ImageFormatError(f"images must be a numpy array, got {type(images).__name__}")
+    if images.ndim not in (3, 4):
+        raise ImageFormatError(
+            f"images has shape {images.shape}; expected (n, height, width) or (n, height, width, channels)"
+        )
+    if len(images) == 0:
+        raise ImageFormatError("images is empty; store_many needs at least one image")
+    check_image_shape(images.shape[1:], images.dtype, what="each image")
+    labels_array = np.asarray(labels)
+    if labels_array.dtype.kind not in "iu" or labels_array.dtype == np.uint64:
+        raise ImageFormatError(f"labels must be integers, got dtype {labels_array.dtype}")
+    if labels_array.shape != (len(images),):
+        raise ImageFormatError(
+            f"labels has shape {labels_array.shape} but there are {len(images)} images; "
+            f"expected one label per image, shape ({len(images)},)"
+        )
+    return np.ascontiguousarray(images), labels_array.astype(np.int64)
+
+
+def check_count(num_images: object, stored: int, where: Path) -> int:
+    """The number of images to read, or an error if it is not a positive int within what was stored."""
+    if isinstance(num_images, (bool, np.bool_)) or not isinstance(num_images, (int, np.integer)):
+        raise ImageFormatError(f"num_images must be an integer, got {num_images!r}")
+    if num_images < 1:
+        raise ImageFormatError(f"num_images must be at least 1, got {num_images}")
+    if num_images > stored:
+        raise ImageNotFoundError(
+            f"asked for {num_images} images but the batch in {where} holds {stored}"
+        )
+    return int(num_images)
+
+
+class Store(ABC):
+    """One storage method in one folder. Subclasses implement the ``_``-prefixed hooks.
+
+    ``durable=True`` makes each write flush to stable storage before returning (fsync of every file
+    and its folder; LMDB syncs its commits); ``False`` leaves that to the operating system, as Pillow
+    and h5py do by default. The setting is the same across methods so that their times compare.
+    """
+
+    name: ClassVar[str]
+    #: What this method pays for, in one sentence, for the report.
+    trade_off: ClassVar[str]
+    #: Name of the batch inside ``root`` (a file or a folder).
+    batch_name: ClassVar[str]
+
+    def __init__(self, root: str | os.PathLike[str], *, durable: bool = False) -> None:
+        self.root = Path(root)
+        self.durable = durable
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(root={str(self.root)!r}, durable={self.durable})"
+
+    # -- the article's four operations -------------------------------------------------------------
+    def store_single(self, image: np.ndarray, image_id: int, label: int) -> None:
+        """Store one image under ``image_id`` with its label, replacing any earlier one."""
+        self._store_single(check_image(image), check_image_id(image_id), check_label(label))
+
+    def read_single(self, image_id: int) -> tuple[np.ndarray, int]:
+        """The image and label stored under ``image_id``."""
+        return self._read_single(check_image_id(image_id))
+
+    def store_many(self, images: np.ndarray, labels: np.ndarray | list[int]) -> None:
+        """Store a batch, replacing the previous one; the batch is visible only once complete.
+
+        The previous batch is removed before the new one is written, so the disk never holds two.
+        """
+        images, labels = check_batch(images, labels)
+        final = self.batch_path
+        partial = final.with_name(final.name + PARTIAL_SUFFIX)
+        remove(partial)
+        remove(final)
+        try:
+            self._write_batch(partial, images, labels)
+        except BaseException:
+            remove(partial)
+            raise
+        if self.durable:
+            fsync_tree(partial)
+        os.replace(partial, final)
+        if self.durable:
+            fsync_path(self.root)
+
+    def read_many(self, num_images: int) -> tuple[np.ndarray, np.ndarray]:
+        """The first ``num_images`` images and labels of the batch."""
+        final = self.batch_path
+        if not final.exists():
+            partial = final.with_name(final.name + PARTIAL_SUFFIX)
+            if partial.exists():
+                raise IncompleteStoreError(
+                    f"the batch in {self.root} was not finished (found {partial.name}, an interrupted "
+                    f"store_many); call clear() and store the batch again"
+                )
+            raise ImageNotFoundError(f"no batch stored in {self.root}; call store_many first")
+        return self._read_batch(final, num_images)
+
+    # -- bookkeeping -------------------------------------------------------------------------------
+    @property
+    def batch_path(self) -> Path:
+        return self.root / self.batch_name
+
+    def files(self) -> list[Path]:
+        """Every file this store wrote, sorted."""
+        return sorted(p for p in self.root.rglob("*") if p.is_file())
+
+    def clear(self) -> None:
+        """Remove everything the store wrote, including interrupted writes."""
+        self.close()
+        for entry in list(self.root.iterdir()):
+            remove(entry)
+
+    def close(self) -> None:
+        """Release open handles; the store reopens them when used again."""
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __getstate__(self) -> dict:
+        # Handles (LMDB environments, HDF5 files) are per process: a worker reopens its own.
+        return {"root": self.root, "durable": self.durable}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["root"], durable=state["durable"])
+
+    # -- what each method implements -----------------------------------------------------------
+    @abstractmethod
+    def _store_single(self, image: np.ndarray, image_id: int, label: int) -> None: ...
+
+    @abstractmethod
+    def _read_single(self, image_id: int) -> tuple[np.ndarray, int]: ...
+
+    @abstractmethod
+    def _write_batch(self, path: Path, images: np.ndarray, labels: np.ndarray) -> None:
+        """Write the whole batch at ``path`` (a temporary name; the caller renames it)."""
+
+    @abstractmethod
+    def _read_batch(self, path: Path, num_images: int) -> tuple[np.ndarray, np.ndarray]:
+        """Read the first ``num_images`` of the batch at ``path``; validate with check_count."""

@@ -1,0 +1,196 @@
+"""PNG files on disk: one PNG per image (Pillow's default compression) and labels in CSV, as the article.
+
+Single images: ``single/<id>.png`` and ``single/<id>.csv``. A batch: the folder ``many/`` holding
+``<i>.png`` for i = 0..n-1, ``labels.csv`` (one row per image) and ``batch.json`` (count, shape, dtype),
+so that an image of shape (h, w, 1), which PNG keeps as plain greyscale, reads back with its shape.
+
+Encoding and decoding PNG is CPU-bound, so batches use a pool of processes (one per core): each writes or
+reads a contiguous range of files. The files are the same bytes whatever the number of processes.
+"""
+
+from __future__ import annotations
+
+import atexit
+import csv
+import io
+import json
+import multiprocessing
+import os
+import threading
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from helpers.errors import CorruptStoreError, ImageNotFoundError
+from helpers.fileio import write_atomically
+from helpers.stores.base import Store, check_count, check_image_shape
+
+# Below this many images a pool costs more than it saves.
+PARALLEL_THRESHOLD = 256
+CHUNK_IMAGES = 512
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    pixels = image[:, :, 0] if image.ndim == 3 and image.shape[2] == 1 else image
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def decode_png(path: Path, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """The pixels of one PNG, checked against the shape and dtype it was stored with."""
+    try:
+        with Image.open(path) as picture:
+            pixels = np.asarray(picture)
+    except FileNotFoundError:
+        raise CorruptStoreError(f"{path}: file is missing from the store") from None
+    except (OSError, ValueError, SyntaxError) as error:  # Pillow's ways of saying "damaged"
+        raise CorruptStoreError(f"{path}: not a readable PNG ({error})") from None
+    if pixels.dtype != dtype:  # 16-bit greyscale may come back as int32 mode "I"
+        pixels = pixels.astype(dtype)
+    if pixels.size != int(np.prod(shape)):
+        raise CorruptStoreError(f"{path}: holds an image of shape {pixels.shape}, expected {tuple(shape)}")
+    return pixels.reshape(shape)
+
+
+def write_png(path: Path, image: np.ndarray) -> None:
+    path.write_bytes(encode_png(image))
+
+
+def _write_range(folder: str, start: int, images: np.ndarray) -> None:
+    for offset, image in enumerate(images):
+        write_png(Path(folder) / f"{start + offset}.png", image)
+
+
+def _read_range(folder: str, start: int, stop: int, shape: tuple[int, ...], dtype: str) -> np.ndarray:
+    out = np.empty((stop - start, *shape), dtype=dtype)
+    for i in range(start, stop):
+        out[i - start] = decode_png(Path(folder) / f"{i}.png", shape, np.dtype(dtype))
+    return out
+
+
+_pool: ProcessPoolExecutor | None = None
+_pool_owner = -1
+
+
+def worker_pool() -> ProcessPoolExecutor:
+    """One pool per process, started on first use and reused.
+
+    fork is fast and needs no ``if __name__ == "__main__"`` guard in the caller's script, but forking a
+    process that runs other threads (a Jupyter kernel does) can deadlock the child; there, forkserver.
+    """
+    global _pool, _pool_owner
+    if _pool is None or _pool_owner != os.getpid():
+        method = "fork" if threading.active_count() == 1 else "forkserver"
+        context = multiprocessing.get_context(method)
+        if method == "forkserver":
+            context.set_forkserver_preload([__name__])
+        _pool = ProcessPoolExecutor(max_workers=os.cpu_count() or 1, mp_context=context)
+        _pool_owner = os.getpid()
+        atexit.register(_pool.shutdown)
+    return _pool
+
+
+def chunk_bounds(n: int) -> list[tuple[int, int]]:
+    return [(start, min(start + CHUNK_IMAGES, n)) for start in range(0, n, CHUNK_IMAGES)]
+
+
+class DiskStore(Store):
+    name = "disk"
+    trade_off = "PNG compresses each image (zlib), costing CPU on every write and read; one file per image."
+    batch_name = "many"
+
+    def __init__(self, root, *, durable: bool = False, workers: int | None = None) -> None:
+        super().__init__(root, durable=durable)
+        self.workers = workers if workers is not None else (os.cpu_count() or 1)
+
+    def _store_single(self, image: np.ndarray, image_id: int, label: int) -> None:
+        folder = self.root / "single"
+        folder.mkdir(exist_ok=True)
+        png, meta = folder / f"{image_id}.png", folder / f"{image_id}.csv"
+        write_atomically(png, encode_png(image), self.durable)
+        row = io.StringIO()
+        csv.writer(row).writerows([["label", "shape", "dtype"], [label, shape_text(image.shape), image.dtype.name]])
+        write_atomically(meta, row.getvalue().encode(), self.durable)
+
+    def _read_single(self, image_id: int) -> tuple[np.ndarray, int]:
+        png, meta = self.root / "single" / f"{image_id}.png", self.root / "single" / f"{image_id}.csv"
+        if not meta.exists():
+            raise ImageNotFoundError(f"no image with id {image_id} in {self.root} (no {meta.name})")
+        rows = read_csv(meta)
+        try:
+            label, shape, dtype = int(rows[1][0]), parse_shape(rows[1][1]), np.dtype(rows[1][2])
+            check_image_shape(shape, dtype)
+        except (IndexError, ValueError, TypeError) as error:
+            raise CorruptStoreError(f"{meta}: not a label file of this library ({error})") from None
+        return decode_png(png, shape, dtype), label
+
+    def _write_batch(self, path: Path, images: np.ndarray, labels: np.ndarray) -> None:
+        path.mkdir()
+        if self.workers > 1 and len(images) >= PARALLEL_THRESHOLD:
+            pool = worker_pool()
+            jobs = [pool.submit(_write_range, str(path), a, images[a:b]) for a, b in chunk_bounds(len(images))]
+            for job in jobs:
+                job.result()
+        else:
+            _write_range(str(path), 0, images)
+        with open(path / "labels.csv", "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["image_id", "label"])
+            writer.writerows(zip(range(len(labels)), labels.tolist()))
+        batch = {"count": len(images), "shape": list(images.shape[1:]), "dtype": images.dtype.name}
+        (path / "batch.json").write_text(json.dumps(batch))
+
+    def _read_batch(self, path: Path, num_images: int) -> tuple[np.ndarray, np.ndarray]:
+        batch_file = path / "batch.json"
+        try:
+            batch = json.loads(batch_file.read_text())
+            count, shape, dtype = int(batch["count"]), tuple(batch["shape"]), np.dtype(batch["dtype"])
+            check_image_shape(shape, dtype)
+        except FileNotFoundError:
+            raise CorruptStoreError(f"{batch_file}: file is missing from the store") from None
+        except (ValueError, KeyError, TypeError) as error:
+            raise CorruptStoreError(f"{batch_file}: not a batch description ({error})") from None
+        num_images = check_count(num_images, count, path)
+        labels = self._read_labels(path / "labels.csv", num_images)
+        if self.workers > 1 and num_images >= PARALLEL_THRESHOLD:
+            images = np.empty((num_images, *shape), dtype=dtype)
+            pool = worker_pool()
+            bounds = chunk_bounds(num_images)
+            jobs = [pool.submit(_read_range, str(path), a, b, shape, dtype.str) for a, b in bounds]
+            for (a, b), job in zip(bounds, jobs):
+                images[a:b] = job.result()
+        else:
+            images = _read_range(str(path), 0, num_images, shape, dtype.str)
+        return images, labels
+
+    @staticmethod
+    def _read_labels(path: Path, num_images: int) -> np.ndarray:
+        rows = read_csv(path)
+        try:
+            labels = np.array([int(row[1]) for row in rows[1 : num_images + 1]], dtype=np.int64)
+        except (IndexError, ValueError) as error:
+            raise CorruptStoreError(f"{path}: malformed label row ({error})") from None
+        if len(labels) != num_images:
+            raise CorruptStoreError(f"{path}: holds {len(labels)} labels, expected {num_images} (truncated)")
+        return labels
+
+
+def read_csv(path: Path) -> list[list[str]]:
+    try:
+        with open(path, newline="") as handle:
+            return list(csv.reader(handle))
+    except FileNotFoundError:
+        raise CorruptStoreError(f"{path}: file is missing from the store") from None
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise CorruptStoreError(f"{path}: not a CSV file ({error})") from None
+
+
+def shape_text(shape: tuple[int, ...]) -> str:
+    return "x".join(str(d) for d in shape)
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    return tuple(int(d) for d in text.split("x"))

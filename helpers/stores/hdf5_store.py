@@ -1,0 +1,105 @@
+"""HDF5: a batch is one file, ``many.h5``, with a dataset ``images`` (n, h, w[, c]) and one ``labels`` (n,).
+
+Single images are one file each, ``single/<id>.h5`` with datasets ``image`` and ``label``, as the article.
+Datasets are contiguous and uncompressed, so a batch is one bulk copy each way. Readers open files with
+mode "r" (the article's "r+" would let a reader change the file).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from helpers.errors import CorruptStoreError, ImageNotFoundError
+from helpers.fileio import fsync_path
+from helpers.stores.base import Store, check_count, check_image_shape
+
+FORMAT = "image-storage-report/1"
+
+
+def open_for_reading(path: Path) -> h5py.File:
+    if not path.exists():
+        raise CorruptStoreError(f"{path}: file is missing from the store")
+    try:
+        return h5py.File(path, "r")
+    except OSError as error:
+        raise CorruptStoreError(f"{path}: not a readable HDF5 file ({error})") from None
+
+
+def dataset(file: h5py.File, name: str, path: Path) -> h5py.Dataset:
+    try:
+        data = file[name]
+    except KeyError:
+        raise CorruptStoreError(f"{path}: the dataset {name!r} is missing") from None
+    if not isinstance(data, h5py.Dataset):
+        raise CorruptStoreError(f"{path}: {name!r} is not a dataset")
+    return data
+
+
+class Hdf5Store(Store):
+    name = "hdf5"
+    trade_off = "HDF5 writes the whole batch as one contiguous array: one bulk copy, a small fixed header."
+    batch_name = "many.h5"
+
+    def _store_single(self, image: np.ndarray, image_id: int, label: int) -> None:
+        folder = self.root / "single"
+        folder.mkdir(exist_ok=True)
+        final = folder / f"{image_id}.h5"
+        partial = final.with_name(final.name + ".partial")
+        with h5py.File(partial, "w") as file:
+            file.attrs["format"] = FORMAT
+            file.create_dataset("image", data=image)
+            file.create_dataset("label", data=np.int64(label))
+        if self.durable:
+            fsync_path(partial)
+        os.replace(partial, final)
+        if self.durable:
+            fsync_path(folder)
+
+    def _read_single(self, image_id: int) -> tuple[np.ndarray, int]:
+        path = self.root / "single" / f"{image_id}.h5"
+        if not path.exists():
+            raise ImageNotFoundError(f"no image with id {image_id} in {self.root} (no {path.name})")
+        try:
+            with open_for_reading(path) as file:
+                image = dataset(file, "image", path)[()]
+                label = int(dataset(file, "label", path)[()])
+        except (OSError, ValueError, TypeError) as error:  # damaged data blocks surface here
+            raise CorruptStoreError(f"{path}: cannot read the image ({error})") from None
+        check_stored(image.shape, image.dtype, path)
+        return image, label
+
+    def _write_batch(self, path: Path, images: np.ndarray, labels: np.ndarray) -> None:
+        with h5py.File(path, "w") as file:
+            file.attrs["format"] = FORMAT
+            file.create_dataset("images", data=images)
+            file.create_dataset("labels", data=labels)
+
+    def _read_batch(self, path: Path, num_images: int) -> tuple[np.ndarray, np.ndarray]:
+        try:
+            with open_for_reading(path) as file:
+                images_data = dataset(file, "images", path)
+                labels_data = dataset(file, "labels", path)
+                check_stored(images_data.shape[1:], images_data.dtype, path)
+                if labels_data.shape != images_data.shape[:1] or labels_data.dtype.kind not in "iu":
+                    raise CorruptStoreError(
+                        f"{path}: {labels_data.shape[0] if labels_data.shape else 0} labels "
+                        f"for {images_data.shape[0]} images"
+                    )
+                num_images = check_count(num_images, images_data.shape[0], path)
+                images = np.empty((num_images, *images_data.shape[1:]), dtype=images_data.dtype)
+                images_data.read_direct(images, np.s_[:num_images])
+                labels = labels_data[:num_images].astype(np.int64)
+        except (OSError, ValueError, TypeError) as error:
+            raise CorruptStoreError(f"{path}: cannot read the batch ({error})") from None
+        return images, labels
+
+
+def check_stored(shape: tuple[int, ...], dtype: np.dtype, path: Path) -> None:
+    try:
+        check_image_shape(tuple(shape), dtype)
+    except ValueError as error:
+        raise CorruptStoreError(f"{path}: holds images this library did not write ({error})") from None
