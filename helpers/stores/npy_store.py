@@ -1,0 +1,75 @@
+"""The reference floor: the same images as one raw ``.npy`` array, written and read with NumPy.
+
+Not a way anyone should store a growing dataset (no random access by key without a memory map, no
+appends), but the cheapest way this machine can move the same bytes: every other method is shown as a
+ratio to it. A batch is the folder ``many.npy.d`` with ``images.npy`` and ``labels.npy``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from helpers.errors import CorruptStoreError, ImageNotFoundError
+from helpers.fileio import fsync_path
+from helpers.stores.base import Store, check_count, check_image_shape
+
+
+def load_array(path: Path, mmap: bool = False) -> np.ndarray:
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except FileNotFoundError:
+        raise CorruptStoreError(f"{path}: file is missing from the store") from None
+    except (OSError, ValueError, EOFError) as error:
+        raise CorruptStoreError(f"{path}: not a readable .npy file ({error})") from None
+
+
+class NpyStore(Store):
+    name = "npy"
+    trade_off = "One raw array per batch, no header per image and no compression: the reference floor."
+    batch_name = "many.npy.d"
+
+    def _store_single(self, image: np.ndarray, image_id: int, label: int) -> None:
+        folder = self.root / "single"
+        folder.mkdir(exist_ok=True)
+        final = folder / f"{image_id}.npz"
+        partial = folder / f"{image_id}.partial.npz"
+        np.savez(partial, image=image, label=np.int64(label))
+        if self.durable:
+            fsync_path(partial)
+        os.replace(partial, final)
+
+    def _read_single(self, image_id: int) -> tuple[np.ndarray, int]:
+        path = self.root / "single" / f"{image_id}.npz"
+        if not path.exists():
+            raise ImageNotFoundError(f"no image with id {image_id} in {self.root} (no {path.name})")
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                image, label = archive["image"], int(archive["label"])
+        except (OSError, ValueError, KeyError, EOFError) as error:
+            raise CorruptStoreError(f"{path}: not a readable image archive ({error})") from None
+        return image, label
+
+    def _write_batch(self, path: Path, images: np.ndarray, labels: np.ndarray) -> None:
+        path.mkdir()
+        np.save(path / "images.npy", images)
+        np.save(path / "labels.npy", labels)
+
+    def _read_batch(self, path: Path, num_images: int) -> tuple[np.ndarray, np.ndarray]:
+        header = load_array(path / "images.npy", mmap=True)  # shape and dtype without reading pixels
+        labels = load_array(path / "labels.npy")
+        try:
+            check_image_shape(header.shape[1:], header.dtype)
+        except ValueError as error:
+            raise CorruptStoreError(f"{path / 'images.npy'}: {error}") from None
+        if labels.shape != header.shape[:1]:
+            raise CorruptStoreError(f"{path}: {labels.shape} labels for {header.shape[0]} images")
+        num_images = check_count(num_images, header.shape[0], path)
+        del header
+        if num_images == len(labels):
+            images = load_array(path / "images.npy")
+        else:
+            images = np.array(load_array(path / "images.npy", mmap=True)[:num_images])
+        return images, labels[:num_images].astype(np.int64)
