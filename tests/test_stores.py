@@ -1,0 +1,227 @@
+"""Every registered store reads back exactly what it was given, through every operation."""
+
+from __future__ import annotations
+
+import pickle
+
+import hypothesis.extra.numpy as hnp
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+from helpers.errors import ImageFormatError, ImageNotFoundError, UnknownMethodError
+from helpers.stores import FLOOR, names, open_store, store_class
+from helpers.stores import codec
+from helpers.stores.disk import DiskStore
+
+METHODS = names()
+
+
+def random_images(n: int, shape=(32, 32, 3), dtype=np.uint8, seed: int = 0) -> np.ndarray:
+    info = np.iinfo(dtype)
+    return np.random.default_rng(seed).integers(0, info.max + 1, size=(n, *shape), dtype=dtype)
+
+
+def assert_same(actual: np.ndarray, expected: np.ndarray) -> None:
+    assert actual.dtype == expected.dtype
+    assert actual.shape == expected.shape
+    np.testing.assert_array_equal(actual, expected)
+
+
+def test_registry_has_the_article_methods_and_the_floor():
+    assert METHODS[:3] == ["disk", "lmdb", "hdf5"]
+    assert FLOOR in METHODS
+    for name in METHODS:
+        cls = store_class(name)
+        assert cls.name == name
+        assert cls.trade_off.endswith(".")
+
+
+def test_unknown_method_names_the_known_ones(tmp_path):
+    with pytest.raises(UnknownMethodError, match="known methods: disk, lmdb, hdf5"):
+        open_store("tiff", tmp_path)
+
+
+SHAPES = [
+    ((32, 32, 3), np.uint8),
+    ((17, 9), np.uint8),
+    ((8, 8, 1), np.uint8),
+    ((5, 6, 2), np.uint8),
+    ((7, 3, 4), np.uint8),
+    ((12, 10), np.uint16),
+    ((4, 5, 1), np.uint16),
+]
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("shape,dtype", SHAPES, ids=lambda v: str(v))
+def test_single_round_trip(tmp_path, method, shape, dtype):
+    store = open_store(method, tmp_path)
+    images = random_images(3, shape, dtype)
+    for image_id, image in zip([0, 41, 10**9], images):
+        store.store_single(image, image_id, label=image_id % 7 - 3)
+    for image_id, image in zip([0, 41, 10**9], images):
+        back, label = store.read_single(image_id)
+        assert_same(back, image)
+        assert label == image_id % 7 - 3
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("shape,dtype", SHAPES, ids=lambda v: str(v))
+def test_many_round_trip_and_prefix(tmp_path, method, shape, dtype):
+    store = open_store(method, tmp_path)
+    images = random_images(20, shape, dtype, seed=1)
+    labels = np.arange(20) * 3 - 7
+    store.store_many(images, labels)
+    back, back_labels = store.read_many(20)
+    assert_same(back, images)
+    assert_same(back_labels, labels.astype(np.int64))
+    first, first_labels = store.read_many(6)
+    assert_same(first, images[:6])
+    assert_same(first_labels, labels[:6].astype(np.int64))
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_new_batch_replaces_the_old_one(tmp_path, method):
+    store = open_store(method, tmp_path)
+    store.store_many(random_images(30, seed=2), np.zeros(30, dtype=np.int64))
+    smaller = random_images(10, (8, 8), seed=3)
+    store.store_many(smaller, np.ones(10, dtype=np.int64))
+    back, labels = store.read_many(10)
+    assert_same(back, smaller)
+    assert (labels == 1).all()
+    with pytest.raises(ImageNotFoundError, match="holds 10"):
+        store.read_many(11)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_files_lists_what_was_written_and_clear_removes_it(tmp_path, method):
+    store = open_store(method, tmp_path / method)
+    assert store.files() == []
+    store.store_single(random_images(1)[0], 5, 1)
+    store.store_many(random_images(4), [1, 2, 3, 4])
+    files = store.files()
+    assert files and all(path.is_file() and tmp_path in path.parents for path in files)
+    assert sum(path.stat().st_size for path in files) > 4 * 32 * 32 * 3 // 4
+    store.clear()
+    assert store.files() == []
+    with pytest.raises(ImageNotFoundError):
+        store.read_single(5)
+    with pytest.raises(ImageNotFoundError):
+        store.read_many(1)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_labels_accept_lists_and_any_integer_dtype(tmp_path, method):
+    store = open_store(method, tmp_path)
+    images = random_images(3)
+    for labels in ([9, 0, 4], np.array([9, 0, 4], dtype=np.uint8), np.array([9, 0, 4], dtype=np.int32)):
+        store.store_many(images, labels)
+        assert store.read_many(3)[1].tolist() == [9, 0, 4]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_non_contiguous_input_is_stored_as_seen(tmp_path, method):
+    store = open_store(method, tmp_path)
+    big = random_images(10, (16, 16, 3))
+    view = big[::2, ::2, 1::1]  # strided on two axes
+    store.store_many(view, np.arange(5))
+    assert_same(store.read_many(5)[0], np.ascontiguousarray(view))
+    store.store_single(big[0, :, ::-1], 1, 0)
+    assert_same(store.read_single(1)[0], np.ascontiguousarray(big[0, :, ::-1]))
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_durable_writes_round_trip(tmp_path, method):
+    store = open_store(method, tmp_path, durable=True)
+    images = random_images(5, (6, 6))
+    store.store_many(images, np.arange(5))
+    store.store_single(images[0], 3, 2)
+    assert_same(store.read_many(5)[0], images)
+    assert_same(store.read_single(3)[0], images[0])
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_store_pickles_without_handles_and_keeps_working(tmp_path, method):
+    store = open_store(method, tmp_path, durable=True)
+    images = random_images(4)
+    store.store_many(images, np.arange(4))
+    clone = pickle.loads(pickle.dumps(store))
+    assert clone.root == store.root and clone.durable
+    assert_same(clone.read_many(4)[0], images)
+
+
+def test_parallel_png_files_are_byte_identical_to_one_process(tmp_path):
+    images = random_images(600, seed=4)
+    labels = np.arange(600) % 10
+    one = DiskStore(tmp_path / "one", workers=1)
+    many = DiskStore(tmp_path / "many", workers=2)
+    one.store_many(images, labels)
+    many.store_many(images, labels)
+    one_files = {p.relative_to(one.root): p.read_bytes() for p in one.files()}
+    many_files = {p.relative_to(many.root): p.read_bytes() for p in many.files()}
+    assert one_files.keys() == many_files.keys() and len(one_files) == 600 + 2
+    assert one_files == many_files
+    assert_same(many.read_many(600)[0], images)
+
+
+def test_codec_header_is_explicit_and_little_endian():
+    image = np.arange(6, dtype=np.uint16).reshape(2, 3)
+    value = codec.encode(image, label=-2)
+    assert value[:4] == b"ISR1"
+    assert len(value) == codec.HEADER_SIZE + image.nbytes
+    assert value[codec.HEADER_SIZE : codec.HEADER_SIZE + 4] == bytes([0, 0, 1, 0])
+    back, label = codec.decode(value, "test")
+    assert_same(back, image)
+    assert label == -2
+
+
+# -- property-based round trips --------------------------------------------------------------
+
+image_shapes = st.one_of(
+    st.tuples(st.integers(1, 12), st.integers(1, 12)),
+    st.tuples(st.integers(1, 12), st.integers(1, 12), st.sampled_from([1, 2, 3, 4])),
+)
+
+
+@st.composite
+def batches(draw):
+    dtype = draw(st.sampled_from([np.uint8, np.uint16]))
+    shape = draw(image_shapes)
+    if dtype == np.uint16 and len(shape) == 3:
+        shape = shape[:2] + (1,)
+    n = draw(st.integers(1, 6))
+    images = draw(hnp.arrays(dtype, (n, *shape), elements=st.integers(0, np.iinfo(dtype).max)))
+    labels = draw(hnp.arrays(np.int64, n, elements=st.integers(-(2**63), 2**63 - 1)))
+    return images, labels
+
+
+@pytest.mark.parametrize("method", METHODS)
+@given(batch=batches(), image_id=st.integers(0, 10**12 - 1))
+def test_property_every_store_reads_back_exactly(tmp_path_factory, method, batch, image_id):
+    images, labels = batch
+    store = open_store(method, tmp_path_factory.mktemp(method))
+    store.store_many(images, labels)
+    back, back_labels = store.read_many(len(images))
+    assert_same(back, images)
+    assert_same(back_labels, labels)
+    store.store_single(images[-1], image_id, int(labels[-1]))
+    single, label = store.read_single(image_id)
+    assert_same(single, images[-1])
+    assert label == labels[-1]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_obvious_bad_input_is_named(tmp_path, method):
+    store = open_store(method, tmp_path)
+    with pytest.raises(ImageFormatError, match="float64"):
+        store.store_single(np.zeros((4, 4, 3)), 0, 0)
+    with pytest.raises(ImageFormatError, match="shape"):
+        store.store_many(np.zeros((2, 4, 4, 3, 1), np.uint8), [0, 1])
+    with pytest.raises(ImageFormatError, match="one label per image"):
+        store.store_many(random_images(3), [0, 1])
+    with pytest.raises(ImageNotFoundError, match="id 12"):
+        store.read_single(12)
+    store.store_many(random_images(3), [0, 1, 2])
+    with pytest.raises(ImageNotFoundError, match="asked for 4 images"):
+        store.read_many(4)
