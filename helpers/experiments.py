@@ -1,0 +1,275 @@
+"""The experiments the notebooks run, one call each: verify every store, then time it, as tidy rows.
+
+Each function returns a ``pandas.DataFrame`` with ``helpers.results.COLUMNS``, one row per timed run,
+ready for ``helpers.results.append_rows``. Timing follows ``helpers.measure.time_call``: an untimed
+warm-up, ``repeats`` or more timed runs, setup (clearing a store, evicting its files) outside the timed
+region. Each method works in its own folder, ``work_dir/<method>``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from helpers import stores
+from helpers.errors import CorruptStoreError, DatasetError, ImageFormatError
+from helpers.measure import DiskUsage, Timing, disk_usage, evict, time_call
+from helpers.results import COLUMNS
+
+#: Durability defaults, as the report states them.
+DURABILITY_NOTE = (
+    "LMDB syncs on commit by default while Pillow and h5py do not: out of the box an LMDB write waits "
+    "for the disk, while a PNG or HDF5 write returns as soon as its data is in the operating system's "
+    "page cache (so the article's timings compared a flushed write with unflushed ones). Here every "
+    "method is measured both ways with the same setting: durable=False leaves flushing to the operating "
+    "system (LMDB opened with sync=False), durable=True flushes every file and folder to stable storage "
+    "before the write returns (LMDB's own sync on commit, fsync for the others)."
+)
+
+SINGLE_EXPERIMENT = "single_image"
+MANY_EXPERIMENT = "many_images"
+
+
+# -- verification ---------------------------------------------------------------------------------
+def verify_round_trip(store: stores.Store, images: np.ndarray, labels: np.ndarray, *, write: bool = True) -> None:
+    """Check that ``store`` reads the batch ``images, labels`` back exactly; CorruptStoreError if not.
+
+    ``write=True`` stores the batch first (replacing the store's batch); ``write=False`` checks the batch
+    the store already holds, e.g. the one a timed ``store_many`` just wrote.
+    """
+    images = np.asarray(images)
+    labels = np.asarray(labels)
+    if write:
+        store.store_many(images, labels)
+    read_images, read_labels = store.read_many(len(images))
+    problem = difference(images, read_images, "images") or difference(labels.astype(np.int64), read_labels, "labels")
+    if problem:
+        raise CorruptStoreError(
+            f"{store.name} store in {store.root}: reading back {len(images)} images gave different data "
+            f"({problem}); its timings would not be worth reporting"
+        )
+
+
+def verify_single(store: stores.Store, image: np.ndarray, image_id: int, label: int, *, write: bool = True) -> None:
+    """As ``verify_round_trip``, for one image stored with ``store_single`` under ``image_id``."""
+    if write:
+        store.store_single(image, image_id, label)
+    read_image, read_label = store.read_single(image_id)
+    problem = difference(np.asarray(image), read_image, "image")
+    if not problem and int(read_label) != int(label):
+        problem = f"label {read_label} instead of {label}"
+    if problem:
+        raise CorruptStoreError(
+            f"{store.name} store in {store.root}: reading back image {image_id} gave different data ({problem})"
+        )
+
+
+def difference(expected: np.ndarray, actual: np.ndarray, what: str) -> str:
+    """How ``actual`` differs from ``expected`` in a few words, or "" if it is identical."""
+    actual = np.asarray(actual)
+    if actual.shape != expected.shape:
+        return f"{what} of shape {actual.shape} instead of {expected.shape}"
+    if actual.dtype != expected.dtype:
+        return f"{what} of dtype {actual.dtype} instead of {expected.dtype}"
+    unequal = actual != expected
+    if unequal.any():
+        first = np.argwhere(unequal)[0]
+        return f"{what} differ at index {tuple(int(i) for i in first)}, {int(unequal.sum())} values in all"
+    return ""
+
+
+# -- experiments ----------------------------------------------------------------------------------
+def run_single(
+    images: np.ndarray | object,
+    labels: np.ndarray | None,
+    methods: Sequence[str],
+    *,
+    repeats: int,
+    cold_cache: bool,
+    work_dir: str | os.PathLike[str],
+    durable: bool = False,
+    dataset: str = "",
+    floor: bool = False,
+) -> pd.DataFrame:
+    """Time ``store_single`` of the first image and ``read_single`` of it (warm, and cold if asked), per method.
+
+    ``images`` may be a Dataset (anything with ``.images``, ``.labels``, ``.source``), ``labels`` then None.
+    ``floor=True`` adds the ``npy`` reference floor to ``methods``.
+    """
+    images, labels, dataset = unpack(images, labels, dataset)
+    methods = checked_methods(methods, floor)
+    check_repeats(repeats)
+    image, label = images[0], int(labels[0])
+    rows: list[dict] = []
+    for method in methods:
+        store = stores.open_store(method, Path(work_dir) / method, durable=durable)
+        try:
+            store.clear()
+            verify_single(store, image, 0, label)
+            common = dict(experiment=SINGLE_EXPERIMENT, method=method, n_images=1, durable=durable, dataset=dataset)
+            timing = time_call(lambda: store.store_single(image, 0, label), repeats=repeats, setup=store.clear)
+            verify_single(store, image, 0, label, write=False)
+            rows += timing_rows(timing, operation="store_single", cache="", usage=footprint(store), **common)
+            for cache in caches(cold_cache):
+                timing = time_read(store, lambda: store.read_single(0), cache, repeats)
+                rows += timing_rows(timing, operation="read_single", cache=cache, usage=None, **common)
+        finally:
+            store.close()
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def run_many(
+    images: np.ndarray | object,
+    labels: np.ndarray | None,
+    methods: Sequence[str],
+    cutoffs: Sequence[int],
+    *,
+    repeats: int,
+    cold_cache: bool,
+    work_dir: str | os.PathLike[str],
+    durable: Sequence[bool] | bool = (False,),
+    floor: bool = True,
+    dataset: str = "",
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Time ``store_many`` of the first n images and ``read_many(n)``, for each method, cutoff n and durability.
+
+    For each: the store is cleared before every timed write (untimed), the batch read back and compared,
+    its disk usage recorded on the store rows, then ``read_many(n)`` timed warm (after an untimed read)
+    and, if ``cold_cache``, cold (the store's files evicted before every run). ``floor=True`` adds the
+    ``npy`` reference floor. A cutoff larger than the dataset is an error: load a larger one with
+    ``helpers.datasets.load(n=...)``, which repeats the images as the article does.
+    """
+    images, labels, dataset = unpack(images, labels, dataset)
+    methods = checked_methods(methods, floor)
+    check_repeats(repeats)
+    cutoffs = checked_cutoffs(cutoffs, len(images))
+    settings = [bool(durable)] if isinstance(durable, (bool, np.bool_)) else [bool(d) for d in durable]
+    if not settings:
+        raise ValueError("durable must be True, False, or a non-empty list of them")
+
+    steps = [(method, n) for method in methods for n in cutoffs]
+    rows: list[dict] = []
+    for method, n in progress_bar(steps, progress):
+        batch, batch_labels = images[:n], labels[:n]
+        for setting in settings:
+            store = stores.open_store(method, Path(work_dir) / method, durable=setting)
+            try:
+                rows += measure_many(store, batch, batch_labels, repeats, cold_cache, dataset)
+            finally:
+                store.close()
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def measure_many(
+    store: stores.Store, images: np.ndarray, labels: np.ndarray, repeats: int, cold_cache: bool, dataset: str
+) -> list[dict]:
+    n = len(images)
+    common = dict(experiment=MANY_EXPERIMENT, method=store.name, n_images=n, durable=store.durable, dataset=dataset)
+    timing = time_call(lambda: store.store_many(images, labels), repeats=repeats, setup=store.clear)
+    verify_round_trip(store, images, labels, write=False)
+    rows = timing_rows(timing, operation="store_many", cache="", usage=footprint(store), **common)
+    for cache in caches(cold_cache):
+        timing = time_read(store, lambda: store.read_many(n), cache, repeats)
+        rows += timing_rows(timing, operation="read_many", cache=cache, usage=None, **common)
+    return rows
+
+
+# -- pieces -----------------------------------------------------------------------------------------
+def time_read(store: stores.Store, read, cache: str, repeats: int) -> Timing:
+    if cache == "warm":
+        return time_call(read, repeats=repeats)
+    files = store.files()
+
+    def drop_from_cache() -> None:
+        store.close()  # a mapped file keeps its pages in the cache
+        evict(files)
+
+    return time_call(read, repeats=repeats, setup=drop_from_cache)
+
+
+def footprint(store: stores.Store) -> DiskUsage:
+    """What the store wrote: everything inside its folder, folders included, but not the folder itself."""
+    return disk_usage(sorted(store.root.iterdir()))
+
+
+def timing_rows(timing: Timing, *, usage: DiskUsage | None, **fields: object) -> list[dict]:
+    sizes = (
+        {"bytes_apparent": usage.apparent, "bytes_allocated": usage.allocated, "files": usage.files}
+        if usage is not None
+        else {"bytes_apparent": np.nan, "bytes_allocated": np.nan, "files": np.nan}
+    )
+    return [{**fields, **sizes, "repeat": repeat, "seconds": seconds} for repeat, seconds in enumerate(timing.seconds)]
+
+
+def caches(cold_cache: bool) -> list[str]:
+    return ["warm", "cold"] if cold_cache else ["warm"]
+
+
+def unpack(images: object, labels: object, dataset: str) -> tuple[np.ndarray, np.ndarray, str]:
+    """(images, labels, dataset name) from arrays, or from a Dataset when ``labels`` is None."""
+    if hasattr(images, "images"):
+        if labels is None:
+            labels = images.labels
+        if not dataset:
+            dataset = str(getattr(images, "source", ""))
+        images = images.images
+    if labels is None:
+        raise ImageFormatError("labels is None; pass the labels, or a Dataset as images")
+    images, labels = np.asarray(images), np.asarray(labels)
+    if images.ndim not in (3, 4) or len(images) == 0:
+        raise ImageFormatError(f"images must be a non-empty batch (n, height, width[, channels]), got shape {images.shape}")
+    if labels.shape != (len(images),):
+        raise ImageFormatError(f"labels has shape {labels.shape}; expected ({len(images)},), one per image")
+    return images, labels, dataset
+
+
+def checked_methods(methods: Sequence[str], floor: bool) -> list[str]:
+    if isinstance(methods, str):
+        methods = [methods]
+    methods = list(dict.fromkeys(methods))
+    for method in methods:
+        stores.store_class(method)  # UnknownMethodError before anything is measured
+    if floor and stores.FLOOR not in methods:
+        methods.append(stores.FLOOR)
+    if not methods:
+        raise ValueError("no storage methods to measure; pass some of " + ", ".join(stores.names()))
+    return methods
+
+
+def checked_cutoffs(cutoffs: Sequence[int], available: int) -> list[int]:
+    checked = []
+    for cutoff in cutoffs:
+        if isinstance(cutoff, (bool, np.bool_)) or not isinstance(cutoff, (int, np.integer)) or cutoff < 1:
+            raise ValueError(f"cutoffs must be positive integers, got {cutoff!r}")
+        if cutoff > available:
+            raise DatasetError(
+                f"cutoff {cutoff} asks for more images than the {available} given; load a larger dataset "
+                f"with helpers.datasets.load(n={max(cutoffs)}), which repeats the images as the article does"
+            )
+        checked.append(int(cutoff))
+    if not checked:
+        raise ValueError("cutoffs is empty; give at least one number of images")
+    return checked
+
+
+def check_repeats(repeats: int) -> None:
+    if isinstance(repeats, bool) or not isinstance(repeats, (int, np.integer)) or repeats < 1:
+        raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
+
+
+def progress_bar(steps: list[tuple[str, int]], enabled: bool):
+    """The steps, with a tqdm bar that shows the step in progress (method and n) when ``enabled``."""
+    if not enabled:
+        yield from steps
+        return
+    from tqdm.auto import tqdm
+
+    with tqdm(steps, desc="methods x cutoffs", unit="step") as bar:
+        for method, n in bar:
+            bar.set_postfix_str(f"{method}, n={n}")
+            yield method, n

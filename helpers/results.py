@@ -1,0 +1,195 @@
+"""One tidy table per experiment: one row per timed run, appended to ``<results_dir>/<experiment>.csv``.
+
+Every append rewrites the file through a temporary name (``helpers.fileio.write_atomically``), so a
+crash between two appends leaves the previous complete table, never a half-written row. Later notebooks
+read what earlier ones wrote with ``read_results`` and condense it with ``summarize``.
+
+Columns (``COLUMNS``):
+
+* ``experiment``: the table's name (``single_image``, ``many_images``, ...);
+* ``method``: the storage method (``disk``, ``lmdb``, ``hdf5``, and the floor ``npy``);
+* ``operation``: ``store_single``, ``read_single``, ``store_many`` or ``read_many``;
+* ``n_images``: images written or read by the operation; ``repeat``: 0, 1, ... the timed run;
+* ``cache``: ``warm`` or ``cold`` for reads, empty for stores;
+* ``durable``: whether the store flushed its writes to stable storage (reads record the setting of the
+  store they read from);
+* ``seconds``: the run's wall-clock time;
+* ``bytes_apparent``, ``bytes_allocated``, ``files``: the store's disk usage after the store run
+  (``helpers.measure.disk_usage``), on store rows; NaN on read rows;
+* ``dataset``: which images were used (``cifar10``, ``synthetic``, ...).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from helpers.fileio import remove, write_atomically
+
+COLUMNS = [
+    "experiment", "method", "operation", "n_images", "repeat", "cache", "durable", "seconds",
+    "bytes_apparent", "bytes_allocated", "files", "dataset",
+]
+OPERATIONS = ("store_single", "read_single", "store_many", "read_many")
+STORE_OPERATIONS = ("store_single", "store_many")
+CACHES = ("warm", "cold")
+#: The method every other one is divided by in ``ratio_to_floor`` (the same as ``helpers.stores.FLOOR``).
+FLOOR = "npy"
+
+TEXT_COLUMNS = ("experiment", "method", "operation", "cache", "dataset")
+INTEGER_COLUMNS = ("n_images", "repeat")
+#: float64 because read rows have none (NaN).
+USAGE_COLUMNS = ("bytes_apparent", "bytes_allocated", "files")
+GROUP_COLUMNS = ["experiment", "method", "operation", "n_images", "cache", "durable"]
+SUMMARY_COLUMNS = GROUP_COLUMNS + [
+    "median", "min", "max", "q1", "q3", "iqr", "runs", "per_image", "bytes_apparent", "bytes_allocated",
+    "ratio_to_floor", "dataset",
+]
+
+#: The notebook that writes each experiment's table, named in the error when a table is missing.
+WRITERS = {
+    "single_image": "notebooks/01-single-image.ipynb",
+    "many_images": "notebooks/02-many-images.ipynb",
+}
+
+
+def results_path(results_dir: str | os.PathLike[str], experiment: str) -> Path:
+    if not isinstance(experiment, str) or not experiment or "/" in experiment or experiment.startswith("."):
+        raise ValueError(f"experiment must be a plain name like 'many_images', got {experiment!r}")
+    return Path(results_dir) / f"{experiment}.csv"
+
+
+def empty_table() -> pd.DataFrame:
+    return with_dtypes(pd.DataFrame({column: [] for column in COLUMNS}))
+
+
+def with_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
+    """The table with its columns in order and their types fixed: text, int64, bool and float64."""
+    frame = frame[COLUMNS].copy()
+    for column in TEXT_COLUMNS:
+        frame[column] = frame[column].fillna("").astype(str)
+    for column in INTEGER_COLUMNS:
+        frame[column] = frame[column].astype(np.int64)
+    frame["durable"] = frame["durable"].map(as_bool).astype(bool)
+    for column in ("seconds", *USAGE_COLUMNS):
+        frame[column] = pd.to_numeric(frame[column], errors="raise").astype(np.float64)
+    return frame.reset_index(drop=True)
+
+
+def as_bool(value: object) -> bool:
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    if isinstance(value, (int, np.integer)) and value in (0, 1):
+        return bool(value)
+    raise ValueError(f"durable must be True or False, got {value!r}")
+
+
+def check_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` as a valid results table, or a ValueError naming the first problem."""
+    missing = [column for column in COLUMNS if column not in frame.columns]
+    extra = [column for column in frame.columns if column not in COLUMNS]
+    if missing or extra:
+        raise ValueError(f"results rows must have exactly the columns {COLUMNS}; "
+                         f"missing {missing}, unexpected {extra}")
+    frame = with_dtypes(frame)
+    bad_operation = sorted(set(frame["operation"]) - set(OPERATIONS))
+    if bad_operation:
+        raise ValueError(f"unknown operation(s) {bad_operation}; expected one of {OPERATIONS}")
+    is_store = frame["operation"].isin(STORE_OPERATIONS)
+    bad_cache = frame.loc[~is_store & ~frame["cache"].isin(CACHES), "cache"]
+    if len(bad_cache):
+        raise ValueError(f"read rows need cache 'warm' or 'cold', got {bad_cache.iloc[0]!r}")
+    if (frame.loc[is_store, "cache"] != "").any():
+        raise ValueError("store rows must have an empty cache column")
+    if (frame["n_images"] < 1).any() or (frame["repeat"] < 0).any():
+        raise ValueError("n_images must be at least 1 and repeat at least 0")
+    if not np.isfinite(frame["seconds"]).all() or (frame["seconds"] < 0).any():
+        raise ValueError("seconds must be finite and not negative")
+    return frame
+
+
+def append_rows(
+    results_dir: str | os.PathLike[str], experiment: str, rows: pd.DataFrame | list[dict]
+) -> Path:
+    """Append ``rows`` to ``results_dir/<experiment>.csv`` atomically; the file's path.
+
+    The ``experiment`` column is set to ``experiment``, whatever the rows held.
+    """
+    path = results_path(results_dir, experiment)
+    new = pd.DataFrame(rows) if not isinstance(rows, pd.DataFrame) else rows.copy()
+    if new.empty and not len(new.columns):
+        new = empty_table()
+    new["experiment"] = experiment
+    new = check_rows(new)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = pd.concat([read_results(results_dir, experiment), new], ignore_index=True) if path.exists() else new
+    buffer = io.StringIO()
+    table.to_csv(buffer, index=False)
+    write_atomically(path, buffer.getvalue().encode(), durable=True)
+    return path
+
+
+def reset(results_dir: str | os.PathLike[str], experiment: str) -> None:
+    """Remove the experiment's table, so a notebook run starts from no rows."""
+    remove(results_path(results_dir, experiment))
+
+
+def read_results(results_dir: str | os.PathLike[str], experiment: str) -> pd.DataFrame:
+    """The experiment's table with its column types; FileNotFoundError naming the notebook that writes it."""
+    path = results_path(results_dir, experiment)
+    if not path.exists():
+        writer = WRITERS.get(experiment, "the notebook that runs this experiment")
+        raise FileNotFoundError(
+            f"no results for experiment {experiment!r}: {path} does not exist; run {writer} first "
+            f"(with the same results_dir)"
+        )
+    numbers = ("seconds", *USAGE_COLUMNS)
+    frame = pd.read_csv(
+        path,
+        dtype={column: str for column in TEXT_COLUMNS + ("durable",)},
+        keep_default_na=False,
+        na_values={column: [""] for column in numbers},
+    )
+    try:
+        return check_rows(frame)
+    except (ValueError, KeyError) as error:
+        raise ValueError(f"{path}: not a results table of this library ({error})") from None
+
+
+def summarize(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per experiment, method, operation, n_images, cache and durability: the runs' statistics.
+
+    ``median``, ``min``, ``max``, ``q1``, ``q3`` (linear interpolation), ``iqr`` and ``runs`` of seconds;
+    ``per_image`` = median / n_images; ``bytes_apparent`` and ``bytes_allocated`` (medians, NaN for reads);
+    ``ratio_to_floor`` = median / the median of the ``npy`` floor for the same operation, n_images, cache
+    and durability (NaN where the floor was not measured); ``dataset`` (the values seen, joined by ``+``).
+    """
+    if df.empty:
+        return pd.DataFrame({column: [] for column in SUMMARY_COLUMNS})
+    grouped = df.groupby(GROUP_COLUMNS, sort=True, dropna=False)
+    seconds = grouped["seconds"]
+    summary = pd.DataFrame({
+        "median": seconds.median(),
+        "min": seconds.min(),
+        "max": seconds.max(),
+        "q1": seconds.quantile(0.25),
+        "q3": seconds.quantile(0.75),
+        "runs": seconds.count().astype(np.int64),
+        "bytes_apparent": grouped["bytes_apparent"].median(),
+        "bytes_allocated": grouped["bytes_allocated"].median(),
+        "dataset": grouped["dataset"].agg(lambda values: "+".join(sorted(set(values)))),
+    }).reset_index()
+    summary["iqr"] = summary["q3"] - summary["q1"]
+    summary["per_image"] = summary["median"] / summary["n_images"]
+    floor_keys = ["operation", "n_images", "cache", "durable"]
+    floors = (summary.loc[summary["method"] == FLOOR, floor_keys + ["experiment", "median"]]
+              .rename(columns={"median": "floor_median"}))
+    summary = summary.merge(floors, on=["experiment", *floor_keys], how="left")
+    summary["ratio_to_floor"] = summary["median"] / summary["floor_median"]
+    return summary[SUMMARY_COLUMNS]
