@@ -66,7 +66,7 @@ def capture(work_dir: str | os.PathLike[str], dataset_source: str | None = None)
         "cpu_model": cpu_model(),
         "cpu_cores_logical": os.cpu_count(),
         "cpu_cores_physical": psutil.cpu_count(logical=False),
-        "cpu_cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cpu_cores_usable": usable_cores(),
         "memory_total_bytes": memory.total,
         "memory_available_bytes": memory.available,
         "os": os_name(),
@@ -83,6 +83,13 @@ def capture(work_dir: str | os.PathLike[str], dataset_source: str | None = None)
         "git_commit": commit,
         "git_dirty": dirty,
     }
+
+
+def usable_cores() -> int | None:
+    """Cores this process may run on (a container or ``taskset`` may allow fewer than the machine has)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count()
 
 
 def nearest_existing(path: Path) -> Path:
@@ -166,7 +173,10 @@ def library_versions() -> dict[str, str]:
 
 
 def git_state(folder: Path) -> tuple[str, bool | None]:
-    """(commit, whether files differ from it) of the checkout holding ``folder``; ("unknown", None) outside one."""
+    """(commit, whether files differ from it) of the checkout holding ``folder``.
+
+    ("unknown", None) outside a checkout or without git.
+    """
     def git(*args: str) -> str:
         return subprocess.run(
             ["git", "-C", str(folder), *args], capture_output=True, text=True, check=True, timeout=30

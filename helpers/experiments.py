@@ -35,7 +35,9 @@ MANY_EXPERIMENT = "many_images"
 
 
 # -- verification ---------------------------------------------------------------------------------
-def verify_round_trip(store: stores.Store, images: np.ndarray, labels: np.ndarray, *, write: bool = True) -> None:
+def verify_round_trip(
+    store: stores.Store, images: np.ndarray, labels: np.ndarray, *, write: bool = True
+) -> None:
     """Check that ``store`` reads the batch ``images, labels`` back exactly; CorruptStoreError if not.
 
     ``write=True`` stores the batch first (replacing the store's batch); ``write=False`` checks the batch
@@ -46,7 +48,8 @@ def verify_round_trip(store: stores.Store, images: np.ndarray, labels: np.ndarra
     if write:
         store.store_many(images, labels)
     read_images, read_labels = store.read_many(len(images))
-    problem = difference(images, read_images, "images") or difference(labels.astype(np.int64), read_labels, "labels")
+    problem = difference(images, read_images, "images")
+    problem = problem or difference(labels.astype(np.int64), read_labels, "labels")
     if problem:
         raise CorruptStoreError(
             f"{store.name} store in {store.root}: reading back {len(images)} images gave different data "
@@ -54,7 +57,9 @@ def verify_round_trip(store: stores.Store, images: np.ndarray, labels: np.ndarra
         )
 
 
-def verify_single(store: stores.Store, image: np.ndarray, image_id: int, label: int, *, write: bool = True) -> None:
+def verify_single(
+    store: stores.Store, image: np.ndarray, image_id: int, label: int, *, write: bool = True
+) -> None:
     """As ``verify_round_trip``, for one image stored with ``store_single`` under ``image_id``."""
     if write:
         store.store_single(image, image_id, label)
@@ -64,7 +69,8 @@ def verify_single(store: stores.Store, image: np.ndarray, image_id: int, label: 
         problem = f"label {read_label} instead of {label}"
     if problem:
         raise CorruptStoreError(
-            f"{store.name} store in {store.root}: reading back image {image_id} gave different data ({problem})"
+            f"{store.name} store in {store.root}: reading back image {image_id} gave different data "
+            f"({problem})"
         )
 
 
@@ -95,7 +101,7 @@ def run_single(
     dataset: str = "",
     floor: bool = False,
 ) -> pd.DataFrame:
-    """Time ``store_single`` of the first image and ``read_single`` of it (warm, and cold if asked), per method.
+    """Time ``store_single`` of the first image and ``read_single`` of it (warm, cold if asked), per method.
 
     ``images`` may be a Dataset (anything with ``.images``, ``.labels``, ``.source``), ``labels`` then None.
     ``floor=True`` adds the ``npy`` reference floor to ``methods``.
@@ -110,8 +116,12 @@ def run_single(
         try:
             store.clear()
             verify_single(store, image, 0, label)
-            common = dict(experiment=SINGLE_EXPERIMENT, method=method, n_images=1, durable=durable, dataset=dataset)
-            timing = time_call(lambda: store.store_single(image, 0, label), repeats=repeats, setup=store.clear)
+            common = dict(
+                experiment=SINGLE_EXPERIMENT, method=method, n_images=1, durable=durable, dataset=dataset
+            )
+            timing = time_call(
+                lambda: store.store_single(image, 0, label), repeats=repeats, setup=store.clear
+            )
             verify_single(store, image, 0, label, write=False)
             rows += timing_rows(timing, operation="store_single", cache="", usage=footprint(store), **common)
             for cache in caches(cold_cache):
@@ -136,7 +146,7 @@ def run_many(
     dataset: str = "",
     progress: bool = True,
 ) -> pd.DataFrame:
-    """Time ``store_many`` of the first n images and ``read_many(n)``, for each method, cutoff n and durability.
+    """Time ``store_many`` of the first n images and ``read_many(n)``, per method, cutoff n and durability.
 
     For each: the store is cleared before every timed write (untimed), the batch read back and compared,
     its disk usage recorded on the store rows, then ``read_many(n)`` timed warm (after an untimed read)
@@ -169,7 +179,9 @@ def measure_many(
     store: stores.Store, images: np.ndarray, labels: np.ndarray, repeats: int, cold_cache: bool, dataset: str
 ) -> list[dict]:
     n = len(images)
-    common = dict(experiment=MANY_EXPERIMENT, method=store.name, n_images=n, durable=store.durable, dataset=dataset)
+    common = dict(
+        experiment=MANY_EXPERIMENT, method=store.name, n_images=n, durable=store.durable, dataset=dataset
+    )
     timing = time_call(lambda: store.store_many(images, labels), repeats=repeats, setup=store.clear)
     verify_round_trip(store, images, labels, write=False)
     rows = timing_rows(timing, operation="store_many", cache="", usage=footprint(store), **common)
@@ -203,7 +215,10 @@ def timing_rows(timing: Timing, *, usage: DiskUsage | None, **fields: object) ->
         if usage is not None
         else {"bytes_apparent": np.nan, "bytes_allocated": np.nan, "files": np.nan}
     )
-    return [{**fields, **sizes, "repeat": repeat, "seconds": seconds} for repeat, seconds in enumerate(timing.seconds)]
+    return [
+        {**fields, **sizes, "repeat": repeat, "seconds": seconds}
+        for repeat, seconds in enumerate(timing.seconds)
+    ]
 
 
 def caches(cold_cache: bool) -> list[str]:
@@ -222,7 +237,9 @@ def unpack(images: object, labels: object, dataset: str) -> tuple[np.ndarray, np
         raise ImageFormatError("labels is None; pass the labels, or a Dataset as images")
     images, labels = np.asarray(images), np.asarray(labels)
     if images.ndim not in (3, 4) or len(images) == 0:
-        raise ImageFormatError(f"images must be a non-empty batch (n, height, width[, channels]), got shape {images.shape}")
+        raise ImageFormatError(
+            f"images must be a non-empty batch (n, height, width[, channels]), got shape {images.shape}"
+        )
     if labels.shape != (len(images),):
         raise ImageFormatError(f"labels has shape {labels.shape}; expected ({len(images)},), one per image")
     return images, labels, dataset

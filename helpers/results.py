@@ -128,7 +128,9 @@ def append_rows(
     new["experiment"] = experiment
     new = check_rows(new)
     path.parent.mkdir(parents=True, exist_ok=True)
-    table = pd.concat([read_results(results_dir, experiment), new], ignore_index=True) if path.exists() else new
+    if path.exists():
+        new = pd.concat([read_results(results_dir, experiment), new], ignore_index=True)
+    table = new
     buffer = io.StringIO()
     table.to_csv(buffer, index=False)
     write_atomically(path, buffer.getvalue().encode(), durable=True)

@@ -126,7 +126,10 @@ def test_as_table_shows_unknown_items_and_formats_values():
     table = as_table({"memory_total_bytes": 3 * 1024**3, "git_dirty": None, "cold_cache_possible": True,
                       "extra_thing": 5})
     assert table.to_dict("list") == {
-        "item": ["Memory", "Cold reads possible (page cache eviction verified)", "Uncommitted changes", "extra_thing"],
+        "item": [
+            "Memory", "Cold reads possible (page cache eviction verified)", "Uncommitted changes",
+            "extra_thing",
+        ],
         "value": ["3.0 GiB", "yes", "unknown", "5"],
     }
     assert isinstance(table, pd.DataFrame)

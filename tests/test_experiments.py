@@ -70,7 +70,9 @@ def test_verify_single_catches_a_wrong_label(tmp_path, batch, monkeypatch):
 
 # -- run_single -------------------------------------------------------------------------------------
 def test_run_single_times_store_and_reads(tmp_path, batch):
-    rows = run_single(*batch, ARTICLE_METHODS, repeats=2, cold_cache=True, work_dir=tmp_path, dataset="random")
+    rows = run_single(
+        *batch, ARTICLE_METHODS, repeats=2, cold_cache=True, work_dir=tmp_path, dataset="random"
+    )
     assert list(rows.columns) == COLUMNS
     counts = rows.groupby(["method", "operation", "cache"]).size()
     for method in ARTICLE_METHODS:
@@ -116,9 +118,10 @@ def test_run_many_measures_each_method_cutoff_and_durability(tmp_path, batch):
 
 
 def test_run_many_does_not_add_the_floor_twice_or_when_told_not_to(tmp_path, batch):
-    with_floor = run_many(*batch, ["npy", "hdf5"], [4], repeats=1, cold_cache=False, work_dir=tmp_path, progress=False)
+    quick = dict(repeats=1, cold_cache=False, work_dir=tmp_path, progress=False)
+    with_floor = run_many(*batch, ["npy", "hdf5"], [4], **quick)
     assert sorted(with_floor.groupby("method").size().to_dict().items()) == [("hdf5", 2), ("npy", 2)]
-    without = run_many(*batch, ["hdf5"], [4], repeats=1, cold_cache=False, work_dir=tmp_path, floor=False, progress=False)
+    without = run_many(*batch, ["hdf5"], [4], floor=False, **quick)
     assert set(without["method"]) == {"hdf5"}
     assert set(without["cache"]) == {"", "warm"}
 
@@ -131,7 +134,7 @@ def test_run_many_accepts_a_dataset(tmp_path, batch):
     assert len(rows) == 2
 
 
-def test_run_many_clears_before_every_timed_write_and_evicts_before_every_cold_read(tmp_path, batch, monkeypatch):
+def test_run_many_clears_before_each_write_and_evicts_before_each_cold_read(tmp_path, batch, monkeypatch):
     events = []
     monkeypatch.setattr(experiments, "evict", lambda files: events.append(("evict", len(files))))
     original_clear = NpyStore.clear
@@ -143,7 +146,7 @@ def test_run_many_clears_before_every_timed_write_and_evicts_before_every_cold_r
     monkeypatch.setattr(NpyStore, "clear", recording_clear)
     run_many(*batch, ["npy"], [6], repeats=3, cold_cache=True, work_dir=tmp_path, progress=False)
     files = len(stores.open_store("npy", tmp_path / "npy").files())
-    # warm-up + 3 timed runs of each: a clear before every write, an eviction of every file before every cold read
+    # warm-up + 3 timed runs of each: a clear before every write, all files evicted before every cold read
     assert files >= 2
     assert events == [("clear", None)] * 4 + [("evict", files)] * 4
 
@@ -156,7 +159,8 @@ def test_run_many_refuses_a_cutoff_above_the_dataset(tmp_path, batch):
 
 def test_run_many_refuses_unknown_methods_before_measuring(tmp_path, batch):
     with pytest.raises(UnknownMethodError, match="parquet"):
-        run_many(*batch, ["hdf5", "parquet"], [4], repeats=1, cold_cache=False, work_dir=tmp_path, progress=False)
+        run_many(*batch, ["hdf5", "parquet"], [4], repeats=1, cold_cache=False, work_dir=tmp_path,
+                 progress=False)
     assert not list(tmp_path.iterdir())
 
 
@@ -168,7 +172,11 @@ def test_run_many_refuses_bad_cutoffs(tmp_path, batch, cutoffs):
 
 def test_run_many_stops_on_a_store_that_reads_back_wrong(tmp_path, batch, monkeypatch):
     original = NpyStore._read_batch
-    monkeypatch.setattr(NpyStore, "_read_batch", lambda self, path, n: (original(self, path, n)[0][::-1].copy(), original(self, path, n)[1]))
+    def reversed_images(self, path, n):
+        images, labels = original(self, path, n)
+        return images[::-1].copy(), labels
+
+    monkeypatch.setattr(NpyStore, "_read_batch", reversed_images)
     with pytest.raises(CorruptStoreError, match="npy"):
         run_many(*batch, ["hdf5"], [5], repeats=1, cold_cache=False, work_dir=tmp_path, progress=False)
 

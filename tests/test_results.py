@@ -26,7 +26,9 @@ def row(**fields) -> dict:
 
 
 def store_row(**fields) -> dict:
-    defaults = {"operation": "store_many", "cache": "", "bytes_apparent": 1000, "bytes_allocated": 4096, "files": 3}
+    defaults = {
+        "operation": "store_many", "cache": "", "bytes_apparent": 1000, "bytes_allocated": 4096, "files": 3,
+    }
     return row(**{**defaults, **fields})
 
 
@@ -119,7 +121,7 @@ def test_a_damaged_file_is_reported(tmp_path):
 # -- summarize --------------------------------------------------------------------------------------
 def test_summary_statistics_on_known_runs():
     seconds = [4.0, 1.0, 10.0, 3.0, 2.0]
-    frame = pd.DataFrame([row(method="hdf5", n_images=10, repeat=i, seconds=s) for i, s in enumerate(seconds)])
+    frame = pd.DataFrame([row(method="hdf5", repeat=i, seconds=s) for i, s in enumerate(seconds)])
     summary = summarize(results.with_dtypes(frame))
     assert len(summary) == 1
     line = summary.iloc[0]
@@ -141,7 +143,8 @@ def test_summary_groups_and_divides_by_the_floor():
         *(store_row(method="npy", seconds=2.0, repeat=i) for i in range(3)),
         *(row(method="disk", durable=True, seconds=9.0, repeat=i) for i in range(2)),
     ]
-    summary = summarize(results.with_dtypes(pd.DataFrame(rows))).set_index(["method", "operation", "cache", "durable"])
+    summary = summarize(results.with_dtypes(pd.DataFrame(rows)))
+    summary = summary.set_index(["method", "operation", "cache", "durable"])
     assert summary.loc[("disk", "read_many", "warm", False), "ratio_to_floor"] == 10.0
     assert summary.loc[("npy", "read_many", "warm", False), "ratio_to_floor"] == 1.0
     # no cold floor, and no durable floor, were measured
@@ -190,7 +193,10 @@ def test_a_results_file_survives_a_crash_between_rows(tmp_path):
     try:
         deadline = time.monotonic() + 60
         readings = 0
-        while time.monotonic() < deadline and (readings < 20 or not path.exists() or len(read_results(tmp_path, "many_images")) < 30):
+        def enough() -> bool:
+            return readings >= 20 and path.exists() and len(read_results(tmp_path, "many_images")) >= 30
+
+        while time.monotonic() < deadline and not enough():
             if path.exists():
                 check_whole(read_results(tmp_path, "many_images"))  # readers never see a partial file
                 readings += 1
@@ -204,5 +210,6 @@ def test_a_results_file_survives_a_crash_between_rows(tmp_path):
     table = read_results(tmp_path, "many_images")
     assert len(table) >= 30
     check_whole(table)
-    append_rows(tmp_path, "many_images", [row(method="disk", n_images=100, repeat=len(table), seconds=0.25 + len(table), dataset="x" * 2000)])
+    after = row(method="disk", n_images=100, repeat=len(table), seconds=0.25 + len(table), dataset="x" * 2000)
+    append_rows(tmp_path, "many_images", [after])
     check_whole(read_results(tmp_path, "many_images"))  # appending after the crash carries on
