@@ -1,0 +1,357 @@
+"""The report's figures, drawn from the summary table of ``helpers.results.summarize``.
+
+Every function takes that table (plus a few options) and ``figures_dir``, saves the figure there as PNG
+and SVG under a stable name (so the README and readers can point at ``figures/<name>.png``) and returns
+the ``matplotlib.figure.Figure``. Figures are built without pyplot, so nothing is shown twice in a
+notebook and no display is needed in tests. Times are medians; error bars run from the fastest to the
+slowest run (min-max), so a reader sees how much a number can be trusted.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+import matplotlib.ticker
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+#: How the methods are named in figures; a method not listed here is shown by its registry name.
+METHOD_LABELS = {"disk": "PNG files", "lmdb": "LMDB", "hdf5": "HDF5", "npy": "NumPy floor (npy)"}
+METHOD_COLORS = {"disk": "#1f77b4", "lmdb": "#ff7f0e", "hdf5": "#2ca02c", "npy": "#555555"}
+EXTRA_COLORS = ("#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
+ARTICLE_ORDER = ("disk", "lmdb", "hdf5")
+FLOOR = "npy"
+CACHE_STYLES = {"": "-", "warm": "-", "cold": "--"}
+OPERATION_TITLES = {
+    "store_many": "Storing many images",
+    "read_many": "Reading many images",
+    "store_single": "Storing one image",
+    "read_single": "Reading one image",
+}
+SAVE_DPI = 150
+
+
+def method_label(method: str) -> str:
+    return METHOD_LABELS.get(method, method)
+
+
+def method_color(method: str) -> str:
+    if method in METHOD_COLORS:
+        return METHOD_COLORS[method]
+    return EXTRA_COLORS[sum(map(ord, method)) % len(EXTRA_COLORS)]  # stable across runs, unlike hash()
+
+
+def ordered_methods(methods: Sequence[str]) -> list[str]:
+    """The article's three in its order, then any other method, the reference floor last."""
+    present = list(dict.fromkeys(methods))
+    first = [m for m in ARTICLE_ORDER if m in present]
+    others = sorted(m for m in present if m not in ARTICLE_ORDER and m != FLOOR)
+    return first + others + ([FLOOR] if FLOOR in present else [])
+
+
+def save(figure: Figure, figures_dir: str | os.PathLike[str], name: str) -> list[Path]:
+    """Write ``figure`` as ``<name>.png`` and ``<name>.svg`` in ``figures_dir``; the two paths."""
+    folder = Path(figures_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"{name}.png", folder / f"{name}.svg"]
+    # A fixed salt and no date keep the SVG identical from one run to the next with the same numbers.
+    with matplotlib.rc_context({"svg.hashsalt": "image-storage-report"}):
+        figure.savefig(paths[0], dpi=SAVE_DPI, bbox_inches="tight")
+        figure.savefig(paths[1], bbox_inches="tight", metadata={"Date": None})
+    return paths
+
+
+def select(
+    summary: pd.DataFrame, operation: str, cache: str | None = None, durable: bool | None = None
+) -> pd.DataFrame:
+    """Rows of one operation (and cache), at one durability setting, sorted by method and n_images.
+
+    ``durable=None`` takes the setting the rows have, and refuses to mix two settings in one figure.
+    """
+    missing = {"method", "operation", "n_images", "cache", "durable", "median", "min", "max"} - set(summary)
+    if missing:
+        raise ValueError(f"expected the table of helpers.results.summarize; missing columns {sorted(missing)}")
+    rows = summary[summary["operation"] == operation]
+    if cache is not None:
+        rows = rows[rows["cache"] == cache]
+    if durable is None:
+        settings = sorted(set(rows["durable"]))
+        if len(settings) > 1:
+            raise ValueError(f"{operation} rows were measured with durable={settings}; pass durable= to pick one")
+    else:
+        rows = rows[rows["durable"] == durable]
+    if rows.empty:
+        raise ValueError(f"no {operation} rows{f' with cache {cache!r}' if cache else ''} in the summary to plot")
+    return rows.sort_values(["method", "n_images"])
+
+
+def spread(rows: pd.DataFrame, scale: float | np.ndarray = 1.0) -> np.ndarray:
+    """Error bar lengths below and above the median: down to the fastest run, up to the slowest."""
+    median = rows["median"].to_numpy() * scale
+    return np.vstack([median - rows["min"].to_numpy() * scale, rows["max"].to_numpy() * scale - median])
+
+
+def _line(axes, rows: pd.DataFrame, method: str, *, per_image: bool = False, linestyle: str = "-",
+          label: str | None = None, unit: float = 1.0) -> None:
+    scale = unit / rows["n_images"].to_numpy() if per_image else unit
+    axes.errorbar(
+        rows["n_images"], rows["median"].to_numpy() * scale, yerr=spread(rows, scale),
+        color=method_color(method), linestyle=linestyle, marker="o", markersize=4, capsize=3,
+        linewidth=1.2 if method == FLOOR else 1.8, label=label,
+    )
+
+
+def _count_axis(axes, counts: Sequence[int]) -> None:
+    """A logarithmic x axis labelled with the image counts themselves (10, 1,000) instead of powers of ten."""
+    counts = sorted(set(int(n) for n in counts))
+    axes.set_xscale("log")
+    axes.set_xticks(counts, [f"{n:,}" for n in counts])
+    axes.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+
+
+def _caches(rows: pd.DataFrame) -> list[str]:
+    return [cache for cache in ("", "warm", "cold") if cache in set(rows["cache"])]
+
+
+def timing_plot(
+    summary: pd.DataFrame,
+    figures_dir: str | os.PathLike[str],
+    operation: str = "store_many",
+    *,
+    log: bool = False,
+    durable: bool | None = None,
+    name: str | None = None,
+) -> Figure:
+    """The article's timing figure for ``operation`` against the number of images, linear or log-log.
+
+    Reads show warm cache as solid lines and cold cache as dashed ones. Saved as
+    ``<operation>_linear`` or ``<operation>_log`` unless ``name`` is given.
+    """
+    rows = select(summary, operation, durable=durable)
+    figure = Figure(figsize=(8, 5), layout="constrained")
+    axes = figure.subplots()
+    caches = _caches(rows)
+    for method in ordered_methods(rows["method"]):
+        for cache in caches:
+            part = rows[(rows["method"] == method) & (rows["cache"] == cache)]
+            if part.empty:
+                continue
+            label = method_label(method) + (f", {cache} cache" if cache and len(caches) > 1 else "")
+            _line(axes, part, method, linestyle=CACHE_STYLES[cache], label=label)
+    if log:
+        _count_axis(axes, rows["n_images"])
+        axes.set_yscale("log")
+    title = OPERATION_TITLES.get(operation, operation) + (" (log-log)" if log else "")
+    if caches == ["warm"] or caches == ["cold"]:
+        title += f", {caches[0]} cache"
+    axes.set_title(title)
+    axes.set_xlabel("Number of images")
+    axes.set_ylabel("Seconds (median; bars: fastest to slowest run)")
+    axes.grid(True, which="both" if log else "major", alpha=0.3)
+    axes.legend(fontsize="small")
+    save(figure, figures_dir, name or f"{operation}_{'log' if log else 'linear'}")
+    return figure
+
+
+def store_and_read_plot(
+    summary: pd.DataFrame,
+    figures_dir: str | os.PathLike[str],
+    *,
+    cache: str = "warm",
+    durable: bool | None = None,
+    name: str = "store_and_read",
+) -> Figure:
+    """The article's combined figure: storing (solid) and reading (dashed) many images, log-log."""
+    stored = select(summary, "store_many", durable=durable)
+    read = select(summary, "read_many", cache=cache, durable=durable)
+    figure = Figure(figsize=(8, 5), layout="constrained")
+    axes = figure.subplots()
+    for method in ordered_methods([*stored["method"], *read["method"]]):
+        for rows, style, verb in ((stored, "-", "store"), (read, ":", "read")):
+            part = rows[rows["method"] == method]
+            if not part.empty:
+                _line(axes, part, method, linestyle=style, label=f"{method_label(method)}, {verb}")
+    _count_axis(axes, stored["n_images"])
+    axes.set_yscale("log")
+    axes.set_title(f"Storing (solid) and reading (dotted, {cache} cache) many images")
+    axes.set_xlabel("Number of images")
+    axes.set_ylabel("Seconds (median; bars: fastest to slowest run)")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend(fontsize="small", ncol=2)
+    save(figure, figures_dir, name)
+    return figure
+
+
+def per_image_plot(
+    summary: pd.DataFrame,
+    figures_dir: str | os.PathLike[str],
+    *,
+    durable: bool | None = None,
+    name: str = "per_image_cost",
+) -> Figure:
+    """Microseconds per image for storing and reading, against the number of images (log-log)."""
+    figure = Figure(figsize=(11, 4.5), layout="constrained")
+    store_axes, read_axes = figure.subplots(1, 2, sharey=True)
+    for axes, operation in ((store_axes, "store_many"), (read_axes, "read_many")):
+        rows = select(summary, operation, durable=durable)
+        caches = _caches(rows)
+        for method in ordered_methods(rows["method"]):
+            for cache in caches:
+                part = rows[(rows["method"] == method) & (rows["cache"] == cache)]
+                if part.empty:
+                    continue
+                label = method_label(method) + (f", {cache}" if cache and len(caches) > 1 else "")
+                _line(axes, part, method, per_image=True, unit=1e6, linestyle=CACHE_STYLES[cache], label=label)
+        _count_axis(axes, rows["n_images"])
+        axes.set_yscale("log")
+        axes.set_title(f"{OPERATION_TITLES[operation]}: cost per image")
+        axes.set_xlabel("Number of images")
+        axes.grid(True, which="both", alpha=0.3)
+        axes.legend(fontsize="x-small")
+    store_axes.set_ylabel("Microseconds per image (median; bars: min-max)")
+    save(figure, figures_dir, name)
+    return figure
+
+
+def single_image_plot(
+    summary: pd.DataFrame,
+    figures_dir: str | os.PathLike[str],
+    *,
+    name: str = "single_image",
+) -> Figure:
+    """Bars of store_single and read_single (warm, cold) per method, one panel per durability setting."""
+    rows = summary[summary["operation"].isin(["store_single", "read_single"])]
+    if rows.empty:
+        raise ValueError("no store_single or read_single rows in the summary to plot")
+    settings = sorted(set(rows["durable"]))
+    figure = Figure(figsize=(5.5 * len(settings), 4.5), layout="constrained")
+    panels = np.atleast_1d(figure.subplots(1, len(settings)))
+    methods = ordered_methods(rows["method"])
+    for axes, durable in zip(panels, settings):
+        part = rows[rows["durable"] == durable]
+        groups = [("store_single", "")] + [("read_single", c) for c in ("warm", "cold") if c in set(part["cache"])]
+        width = 0.8 / len(methods)
+        for index, method in enumerate(methods):
+            cells = [part[(part["method"] == method) & (part["operation"] == op) & (part["cache"] == cache)]
+                     for op, cache in groups]
+            present = [i for i, cell in enumerate(cells) if not cell.empty]
+            if not present:
+                continue
+            chosen = pd.concat([cells[i] for i in present])
+            positions = np.array(present) + (index - (len(methods) - 1) / 2) * width
+            axes.bar(positions, chosen["median"] * 1e3, width, yerr=spread(chosen, 1e3), capsize=3,
+                     color=method_color(method), label=method_label(method))
+        axes.set_xticks(range(len(groups)), [op.replace("_single", "") + (f"\n{c} cache" if c else "")
+                                             for op, c in groups])
+        axes.set_ylabel("Milliseconds (median; bars: min-max)")
+        axes.set_title("One image, " + ("durable writes (flushed)" if durable else "writes not flushed"))
+        axes.grid(True, axis="y", alpha=0.3)
+        axes.legend(fontsize="small")
+    save(figure, figures_dir, name)
+    return figure
+
+
+def _store_usage(summary: pd.DataFrame, durable: bool | None) -> pd.DataFrame:
+    rows = select(summary, "store_many", durable=durable)
+    if rows[["bytes_apparent", "bytes_allocated"]].isna().all().all():
+        raise ValueError("the store_many rows carry no disk usage (bytes_apparent, bytes_allocated)")
+    return rows
+
+
+def disk_usage_stacked(
+    summary: pd.DataFrame,
+    figures_dir: str | os.PathLike[str],
+    *,
+    durable: bool | None = None,
+    name: str = "disk_usage_stacked",
+) -> Figure:
+    """The article's stacked bars: one bar per method, one segment per cutoff (its store's size in KB).
+
+    Two panels, apparent bytes (file sizes) and allocated bytes (whole file-system blocks).
+    """
+    rows = _store_usage(summary, durable)
+    methods = ordered_methods(rows["method"])
+    cutoffs = sorted(set(rows["n_images"]))
+    colors = matplotlib.colormaps["viridis"](np.linspace(0.15, 0.9, len(cutoffs)))
+    figure = Figure(figsize=(11, 5), layout="constrained")
+    for axes, column, title in zip(figure.subplots(1, 2, sharey=True), ("bytes_apparent", "bytes_allocated"),
+                                   ("Apparent size (file lengths)", "Allocated on disk (whole blocks)")):
+        bottom = np.zeros(len(methods))
+        for color, cutoff in zip(colors, cutoffs):
+            sizes = np.array([
+                rows.loc[(rows["method"] == m) & (rows["n_images"] == cutoff), column].sum() / 1000 for m in methods
+            ])
+            axes.bar(range(len(methods)), sizes, 0.6, bottom=bottom, color=color, label=f"{cutoff:,} images")
+            bottom += sizes
+        axes.set_xticks(range(len(methods)), [method_label(m) for m in methods])
+        axes.set_title(title)
+        axes.grid(True, axis="y", alpha=0.3)
+    figure.axes[0].set_ylabel("KB (1 KB = 1,000 bytes), one segment per store size")
+    figure.axes[1].legend(fontsize="small", title="store of")
+    save(figure, figures_dir, name)
+    return figure
+
+
+def bytes_per_image_plot(
+    summary: pd.DataFrame,
+    figures_dir: str | os.PathLike[str],
+    *,
+    raw_image_bytes: int | None = None,
+    durable: bool | None = None,
+    name: str = "bytes_per_image",
+) -> Figure:
+    """Bytes on disk per image against the number of images: allocated (solid) and apparent (dashed)."""
+    rows = _store_usage(summary, durable)
+    figure = Figure(figsize=(8, 5), layout="constrained")
+    axes = figure.subplots()
+    for method in ordered_methods(rows["method"]):
+        part = rows[rows["method"] == method].sort_values("n_images")
+        color = method_color(method)
+        axes.plot(part["n_images"], part["bytes_allocated"] / part["n_images"], "-o", color=color,
+                  markersize=4, label=f"{method_label(method)}, allocated")
+        axes.plot(part["n_images"], part["bytes_apparent"] / part["n_images"], "--", color=color,
+                  label=f"{method_label(method)}, apparent")
+    if raw_image_bytes:
+        axes.axhline(raw_image_bytes, color="black", linewidth=0.8, linestyle=":",
+                     label=f"raw pixels ({raw_image_bytes:,} bytes)")
+    _count_axis(axes, rows["n_images"])
+    axes.set_yscale("log")
+    axes.set_xlabel("Number of images")
+    axes.set_ylabel("Bytes per image")
+    axes.set_title("Disk space per image")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend(fontsize="x-small", ncol=2)
+    save(figure, figures_dir, name)
+    return figure
+
+
+def sample_grid(
+    images: np.ndarray,
+    labels: np.ndarray,
+    class_names: Sequence[str],
+    figures_dir: str | os.PathLike[str],
+    *,
+    per_class: int = 8,
+    name: str = "dataset_samples",
+) -> Figure:
+    """The first ``per_class`` images of every class, one row per class."""
+    labels = np.asarray(labels)
+    figure = Figure(figsize=(per_class * 0.8 + 1.6, len(class_names) * 0.8), layout="constrained")
+    grid = np.atleast_2d(figure.subplots(len(class_names), per_class, squeeze=False))
+    for row, class_name in enumerate(class_names):
+        chosen = np.flatnonzero(labels == row)[:per_class]
+        for column in range(per_class):
+            axes = grid[row, column]
+            axes.set_xticks([])
+            axes.set_yticks([])
+            for spine in axes.spines.values():
+                spine.set_visible(False)
+            if column < len(chosen):
+                axes.imshow(images[chosen[column]], interpolation="nearest")
+        grid[row, 0].set_ylabel(class_name, rotation=0, ha="right", va="center", fontsize="small")
+    save(figure, figures_dir, name)
+    return figure

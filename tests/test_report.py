@@ -1,0 +1,162 @@
+"""The report pipeline: papermill runs the notebooks, one self-contained HTML page, a PDF when Chromium exists."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from helpers import report
+
+PROJECT = Path(__file__).resolve().parent.parent
+TINY = {"cutoffs": [10, 50], "methods": ["disk", "lmdb", "hdf5"], "repeats": 1, "cold_cache": True}
+FIGURES = [
+    "dataset_samples", "single_image", "store_many_linear", "store_many_log", "read_many_linear", "read_many_log",
+    "store_and_read", "per_image_cost", "disk_usage_stacked", "bytes_per_image",
+]
+SECTIONS = [
+    "The dataset and the machine", "One image at a time", "Many images at once", "Disk usage", "Conclusions",
+    "Contents", "Parameters of this run", "Recommendations", "Compared with the article", "The cost of durable writes",
+]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """The whole quick pipeline once, on synthetic images, into a temporary folder."""
+    root = tmp_path_factory.mktemp("report")
+    parameters = {
+        "dataset": "synthetic", **TINY, "work_dir": str(root / "work"), "results_dir": str(root / "out" / "results"),
+        "figures_dir": str(root / "figures"),
+    }
+    written = report.make_report(parameters, root / "out", progress=False)
+    return {"root": root, "parameters": parameters, **written,
+            "page": written["html"].read_text(encoding="utf-8")}
+
+
+@pytest.mark.slow
+def test_every_notebook_ran_and_is_kept_with_its_code(built):
+    for name in report.NOTEBOOKS:
+        notebook = nbformat.read(built["notebooks"] / f"{name}.ipynb", as_version=4)
+        code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+        assert all(cell.execution_count for cell in code), name
+        errors = [o for cell in code for o in cell.outputs if o.output_type == "error"]
+        assert not errors, name
+    assert (Path(built["parameters"]["results_dir"]) / "many_images.csv").exists()
+
+
+@pytest.mark.slow
+def test_the_kernel_runs_the_same_python_as_the_caller(built):
+    setup = nbformat.read(built["notebooks"] / "00-setup.ipynb", as_version=4)
+    outputs = str([cell.get("outputs") for cell in setup.cells if cell.cell_type == "code"])
+    assert sys.executable in outputs
+
+
+@pytest.mark.slow
+def test_html_has_every_section_figure_and_the_banner(built):
+    page = built["page"]
+    for section in SECTIONS:
+        assert section in page, section
+    assert len(re.findall(r"<img[^>]+src=\"data:image/png;base64,", page)) >= len(FIGURES)
+    assert "synthetic images, not CIFAR-10" in page
+    assert "cutoffs" in page and "[10, 50]" in page
+    for name in FIGURES:
+        for suffix in (".png", ".svg"):
+            assert (Path(built["parameters"]["figures_dir"]) / f"{name}{suffix}").exists(), name + suffix
+
+
+@pytest.mark.slow
+def test_html_hides_code_and_loads_nothing_from_the_network(built):
+    page = built["page"]
+    assert not re.search(r"""<(?:script|link|img|iframe)[^>]+(?:src|href)\s*=\s*["']?(?:https?:)?//""", page)
+    assert report.network_references(page) == []
+    assert "experiments.run_many(" not in page  # code cells are hidden
+    assert "injected-parameters" not in page and "Traceback" not in page
+
+
+@pytest.mark.slow
+def test_pdf_has_pages_when_chromium_is_present(built):
+    if report.find_chromium() is None:
+        pytest.skip("no Chromium on PATH (make pdf-deps installs it); the HTML report was still written")
+    assert built["pdf"] is not None and built["pdf"].read_bytes().startswith(b"%PDF")
+    assert report.pdf_page_count(built["pdf"]) >= 5
+
+
+def test_a_failing_notebook_stops_the_run_naming_notebook_and_cell(tmp_path):
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    bad = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("x = 1"),
+        nbformat.v4.new_code_cell("raise ValueError('no such image')"),
+    ])
+    bad.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(bad, notebooks / "00-setup.ipynb")
+    with pytest.raises(report.ReportError) as caught:
+        report.run_notebooks(["00-setup"], {}, tmp_path / "executed", notebooks_dir=notebooks, progress=False)
+    message = str(caught.value)
+    assert "00-setup.ipynb" in message and "cell 1" in message and "ValueError: no such image" in message
+    assert (tmp_path / "executed" / "00-setup.ipynb").exists()  # kept, error included
+
+
+def test_without_chromium_the_html_is_written_and_the_way_to_the_pdf_is_printed(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(report, "find_chromium", lambda: None)
+    parameters = {"dataset": "synthetic", **TINY, "work_dir": "w", "results_dir": str(tmp_path / "results"),
+                  "figures_dir": "f"}
+    written = report.make_report(parameters, tmp_path, names=[], progress=False)
+    assert written["pdf"] is None and written["html"].exists()
+    assert "make pdf-deps" in capsys.readouterr().out
+
+
+def test_network_references_are_found():
+    assert report.network_references('<script src="https://cdn.example/require.js"></script>')
+    assert report.network_references("<link rel=stylesheet href=//fonts.example/x.css>")
+    assert report.network_references("<style>@import url('http://x/y.css');</style>")
+    assert report.network_references('<img src="data:image/png;base64,AAAA">') == []
+
+
+def test_quick_profile_and_explicit_options():
+    parser = report.build_parser()
+    quick = report.notebook_parameters(parser.parse_args(["--quick"]))
+    assert quick["cutoffs"] == report.QUICK_CUTOFFS and quick["repeats"] == 1 and quick["cold_cache"] is True
+    default = report.notebook_parameters(parser.parse_args([]))
+    assert default["cutoffs"] == [10, 100, 1000, 10000, 100000] and default["repeats"] == 3
+    assert default["methods"] == ["disk", "lmdb", "hdf5"]
+    custom = report.notebook_parameters(parser.parse_args(
+        ["--quick", "--cutoffs", "50,10", "--repeats", "2", "--no-cold-cache", "--methods", "hdf5"]))
+    assert custom["cutoffs"] == [10, 50] and custom["repeats"] == 2 and custom["cold_cache"] is False
+    assert all(Path(custom[key]).is_absolute() for key in ("work_dir", "results_dir", "figures_dir"))
+    with pytest.raises(report.ReportError, match="unknown method"):
+        report.notebook_parameters(parser.parse_args(["--methods", "floppy"]))
+    assert report.chosen_notebooks(["04", "00-setup"]) == ["00-setup", "04-conclusions"]
+    with pytest.raises(report.ReportError, match="no notebook"):
+        report.chosen_notebooks(["99"])
+
+
+def test_help_lists_every_parameter():
+    shown = subprocess.run([sys.executable, "-m", "helpers.report", "--help"], capture_output=True, text=True,
+                           cwd=PROJECT, check=True).stdout
+    for option in ("--dataset", "--quick", "--cutoffs", "--methods", "--repeats", "--no-cold-cache",
+                   "--output-dir", "--figures-dir", "--work-dir", "--no-pdf", "--notebooks"):
+        assert option in shown, option
+
+
+def test_environment_yml_installs_exactly_what_pyproject_declares():
+    tomllib = pytest.importorskip("tomllib")
+    yaml = pytest.importorskip("yaml")
+    project = tomllib.loads((PROJECT / "pyproject.toml").read_text())["project"]
+    environment = yaml.safe_load((PROJECT / "environment.yml").read_text())
+    assert environment["channels"] == ["conda-forge"]
+    conda = [d for d in environment["dependencies"] if isinstance(d, str)]
+    pip = next(d["pip"] for d in environment["dependencies"] if isinstance(d, dict))
+    assert "python=3.11" in conda and "pip" in conda
+    # Libraries come only from pyproject through the editable install, with the dev extra for the tests:
+    # a library pinned here as well could drift from pyproject, so none may be.
+    assert pip == ["-e .[dev]"]
+    assert "dev" in project["optional-dependencies"]
+    declared = {re.split(r"[<>=!~\[ ;]", d)[0].lower() for d in project["dependencies"]}
+    assert not ({re.split(r"[<>=!~ ]", d)[0].lower() for d in conda} - {"python", "pip"}) & declared
+    minimum = tuple(int(p) for p in re.search(r">=\s*(\d+\.\d+)", project["requires-python"]).group(1).split("."))
+    assert (3, 11) >= minimum
