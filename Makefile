@@ -30,12 +30,18 @@ pdf-deps:
 		echo "          Install it with: sudo apt-get install chromium fonts-dejavu-core"; \
 	fi
 
+# QUICK=1: cutoffs up to 1,000 and one repeat. REPORT_ARGS passes any other option of
+# `python -m helpers.report --help`, e.g. make report REPORT_ARGS="--no-cold-cache --methods lmdb,hdf5".
 report: setup pdf-deps
-	$(PY) -m helpers.report --dataset $(DATASET) $(if $(QUICK),--quick) $(REPORT_ARGS)
+	JUPYTER_PREFER_ENV_PATH=1 $(PY) -m helpers.report --dataset $(DATASET) $(if $(QUICK),--quick) $(REPORT_ARGS)
 
-lab: setup
+# JupyterLab on this machine only, with the project's kernel (the venv's python3 spec wins over others).
+lab: setup $(VENV)/.lab-installed
+	JUPYTER_PREFER_ENV_PATH=1 $(PY) -m jupyter lab --ip=127.0.0.1 --no-browser --notebook-dir=notebooks
+
+$(VENV)/.lab-installed: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[lab]'
-	$(PY) -m jupyter lab --ip=127.0.0.1 --no-browser notebooks/
+	touch $@
 
 data: setup
 	$(PY) -c "from helpers.datasets import download_cifar10; print(download_cifar10('data/raw'))"

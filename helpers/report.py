@@ -206,6 +206,8 @@ def run_notebooks(
             papermill.execute_notebook(
                 str(source), str(target), parameters=parameters, kernel_name=KERNEL,
                 cwd=str(notebooks_dir), progress_bar=progress, log_output=False,
+                # the notebooks' own progress bars (method and image count being measured) go to stderr
+                stderr_file=sys.stderr if progress else None,
             )
         except PapermillExecutionError as error:
             raise ReportError(

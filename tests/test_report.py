@@ -160,3 +160,78 @@ def test_environment_yml_installs_exactly_what_pyproject_declares():
     assert not ({re.split(r"[<>=!~ ]", d)[0].lower() for d in conda} - {"python", "pip"}) & declared
     minimum = tuple(int(p) for p in re.search(r">=\s*(\d+\.\d+)", project["requires-python"]).group(1).split("."))
     assert (3, 11) >= minimum
+
+
+def test_readme_starts_with_the_two_commands_and_shows_a_figure_the_report_writes():
+    readme = (PROJECT / "README.md").read_text()
+    first_block = readme.split("```")[1]
+    commands = [line.split("#")[0].strip() for line in first_block.splitlines()[1:] if line.strip()]
+    assert commands == ["make report", "make test"]
+    for section in ("## Library", "### Adding a storage method", "data/raw/cifar-10-batches-py", "make data"):
+        assert section in readme
+    shown = re.findall(r"!\[[^\]]*\]\((figures/[^)]+)\)", readme)
+    assert shown and all(Path(path).stem in FIGURES for path in shown)
+    ci = (PROJECT / ".ci" / "run").read_text()
+    assert "make pdf-deps" in ci and ci.strip().endswith("make test")
+
+
+# -- the conclusions are computed from the numbers ------------------------------------------------------
+def summary_of(read_seconds: dict, n_values=(10, 1000), store_seconds=None) -> "pd.DataFrame":
+    import numpy as np
+    import pandas as pd
+
+    from helpers.results import COLUMNS, summarize
+
+    rows = []
+    for method, per_image in read_seconds.items():
+        for n in n_values:
+            stored = (store_seconds or read_seconds)[method] * n
+            for operation, cache, seconds in (("store_many", "", stored), ("read_many", "warm", per_image * n),
+                                              ("read_many", "cold", per_image * n * 2)):
+                rows.append({"experiment": "many_images", "method": method, "operation": operation, "n_images": n,
+                             "repeat": 0, "cache": cache, "durable": False, "seconds": seconds,
+                             "bytes_apparent": 3000.0 * n if operation == "store_many" else np.nan,
+                             "bytes_allocated": 4096.0 * n if operation == "store_many" else np.nan,
+                             "files": 1.0 if operation == "store_many" else np.nan, "dataset": "synthetic"})
+    return summarize(pd.DataFrame(rows, columns=COLUMNS))
+
+
+def test_recommendations_follow_the_measurements():
+    from helpers import summary
+
+    lmdb_wins = summary.recommendations(summary_of({"disk": 1e-3, "lmdb": 1e-5, "hdf5": 4e-5, "npy": 5e-6}))
+    assert "Reading 1,000 images (warm cache): **LMDB** is best" in lmdb_wins
+    assert "HDF5 40.00 ms (4.0x)" in lmdb_wins
+    assert "this run favours LMDB" in lmdb_wins
+    hdf5_wins = summary.recommendations(summary_of({"disk": 1e-3, "lmdb": 3e-5, "hdf5": 1e-5, "npy": 5e-6}))
+    assert "this run favours HDF5" in hdf5_wins and "(3.0x slower to read)" in hdf5_wins
+
+
+def test_article_comparison_uses_the_largest_common_cutoff_and_says_so():
+    from helpers import summary
+
+    small = summary_of({"disk": 1e-3, "lmdb": 2e-5, "hdf5": 1e-5, "npy": 5e-6})
+    table = summary.article_comparison(small)
+    assert list(table.columns) == ["article (100,000 images)", "this run (1,000 images)"]
+    assert table.loc["Read time (warm): LMDB / HDF5"].tolist() == ["2.6x", "2.0x"]
+    assert "largest cutoff is 1,000 images" in summary.comparison_note(small)
+    full = summary_of({"disk": 1e-3, "lmdb": 5e-5, "hdf5": 1e-5, "npy": 5e-6}, n_values=(10, 100_000))
+    assert summary.article_comparison(full).loc["Read time (warm): LMDB / HDF5"].tolist() == ["2.6x", "5.0x"]
+    assert "same number of images" in summary.comparison_note(full)
+
+
+def test_the_article_values_are_quoted_in_one_constant():
+    from helpers import summary
+
+    assert summary.ARTICLE_RESULTS["n_images"] == 100_000
+    assert summary.ARTICLE_RESULTS["read_seconds"] == {"disk": 62.5, "lmdb": 3.46, "hdf5": 1.31}
+    assert summary.ARTICLE_RESULTS["store_seconds"] == {"disk": 80.6, "lmdb": 4.34, "hdf5": 0.285}
+    assert summary.ARTICLE_RESULTS["disk_kb"] == {"disk": 200_296, "lmdb": 393_000, "hdf5": 293_000}
+
+
+def test_the_banner_warns_loudly_only_for_synthetic_images():
+    from helpers import summary
+
+    assert "Warning: synthetic images" in summary.banner_html("SYNTHETIC stand-in: no CIFAR-10 found")
+    real = summary.banner_html("CIFAR-10 training set from data/raw <50,000 images>")
+    assert "Warning" not in real and "&lt;50,000 images&gt;" in real
