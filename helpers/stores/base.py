@@ -8,19 +8,31 @@ renamed into place when complete, so an interrupted write is never mistaken for 
 
 from __future__ import annotations
 
+import errno
 import os
+import zlib
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 
-from helpers.errors import ImageFormatError, ImageNotFoundError, IncompleteStoreError
+from helpers import space
+from helpers.errors import (
+    CorruptStoreError,
+    ImageFormatError,
+    ImageNotFoundError,
+    IncompleteStoreError,
+    InsufficientSpaceError,
+)
 from helpers.fileio import fsync_path, fsync_tree, remove
 
 SUPPORTED_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16))
 UINT8_CHANNELS = (1, 2, 3, 4)  # grey, grey+alpha, RGB, RGBA: what PNG can hold
 PARTIAL_SUFFIX = ".partial"
+# A batch being deleted is renamed first, so a kill half-way through the deletion leaves no batch at all
+# rather than a batch with some of its files gone.
+REMOVING_SUFFIX = ".removing"
 
 
 def check_image_shape(shape: tuple[int, ...], dtype: np.dtype, what: str = "image") -> None:
@@ -81,7 +93,10 @@ def check_batch(images: object, labels: object) -> tuple[np.ndarray, np.ndarray]
     if len(images) == 0:
         raise ImageFormatError("images is empty; store_many needs at least one image")
     check_image_shape(images.shape[1:], images.dtype, what="each image")
-    labels_array = np.asarray(labels)
+    try:
+        labels_array = np.asarray(labels)
+    except (ValueError, TypeError, OverflowError) as error:  # ragged or mixed sequences
+        raise ImageFormatError(f"labels must be a sequence of integers, one per image ({error})") from None
     if labels_array.dtype.kind not in "iu" or labels_array.dtype == np.uint64:
         raise ImageFormatError(f"labels must be integers, got dtype {labels_array.dtype}")
     if labels_array.shape != (len(images),):
@@ -103,6 +118,48 @@ def check_count(num_images: object, stored: int, where: Path) -> int:
             f"asked for {num_images} images but the batch in {where} holds {stored}"
         )
     return int(num_images)
+
+
+def checksum_block(image_nbytes: int) -> int:
+    """Images per checksum: about 1 MiB of pixels, so reading a prefix verifies at most 1 MiB more."""
+    return max(1, space.CHECKSUM_BLOCK_BYTES // max(1, int(image_nbytes)))
+
+
+def block_checksums(images: np.ndarray, labels: np.ndarray, block: int) -> np.ndarray:
+    """CRC-32 of each run of ``block`` images and their labels, as little-endian bytes (uint32 each).
+
+    Raw formats (HDF5's contiguous datasets, .npy, LMDB values) keep no checksum of their own, so a
+    flipped bit on disk would be read back as a wrong pixel without these.
+    """
+    little_images = images.astype(images.dtype.newbyteorder("<"), copy=False)
+    little_labels = labels.astype("<i8", copy=False)
+    sums = np.empty(-(-len(images) // block), dtype=np.uint32)
+    for index, start in enumerate(range(0, len(images), block)):
+        crc = zlib.crc32(np.ascontiguousarray(little_images[start : start + block]))
+        sums[index] = zlib.crc32(np.ascontiguousarray(little_labels[start : start + block]), crc)
+    return sums
+
+
+def verified_prefix(num_images: int, stored: int, block: int) -> int:
+    """How many images to read so that the first ``num_images`` are covered by whole checksum blocks."""
+    return min(stored, -(-num_images // block) * block)
+
+
+def verify_checksums(
+    images: np.ndarray, labels: np.ndarray, expected: np.ndarray, block: int, where: Path
+) -> None:
+    """CorruptStoreError naming ``where`` unless every block of ``images`` (a verified prefix) matches."""
+    actual = block_checksums(images, labels, block)
+    if len(expected) < len(actual):
+        raise CorruptStoreError(f"{where}: {len(expected)} checksums for {len(images)} images")
+    mismatched = np.flatnonzero(actual != np.asarray(expected[: len(actual)], dtype=np.uint32))
+    if len(mismatched):
+        first = int(mismatched[0]) * block
+        last = min(first + block, len(images)) - 1
+        raise CorruptStoreError(
+            f"{where}: images {first}..{last} do not match their checksum (the file is damaged); "
+            f"clear() and store the batch again"
+        )
 
 
 class Store(ABC):
@@ -130,7 +187,14 @@ class Store(ABC):
     # -- the article's four operations -------------------------------------------------------------
     def store_single(self, image: np.ndarray, image_id: int, label: int) -> None:
         """Store one image under ``image_id`` with its label, replacing any earlier one."""
-        self._store_single(check_image(image), check_image_id(image_id), check_label(label))
+        image, image_id, label = check_image(image), check_image_id(image_id), check_label(label)
+        try:
+            self._store_single(image, image_id, label)
+        except Exception as error:
+            needed = space.estimate_single_bytes(self.name, 1, image.shape, image.dtype)
+            if self._ran_out_of_space(error, needed):
+                raise self._out_of_space(error, f"image {image_id}") from error
+            raise
 
     def read_single(self, image_id: int) -> tuple[np.ndarray, int]:
         """The image and label stored under ``image_id``."""
@@ -139,17 +203,26 @@ class Store(ABC):
     def store_many(self, images: np.ndarray, labels: np.ndarray | list[int]) -> None:
         """Store a batch, replacing the previous one; the batch is visible only once complete.
 
-        The previous batch is removed before the new one is written, so the disk never holds two.
+        Free space is checked first (InsufficientSpaceError, nothing touched). The previous batch is then
+        removed before the new one is written, so the disk never holds two.
         """
         images, labels = check_batch(images, labels)
+        self._check_space_for(images)
         final = self.batch_path
-        partial = final.with_name(final.name + PARTIAL_SUFFIX)
+        partial = self.partial_path
+        removing = final.with_name(final.name + REMOVING_SUFFIX)
         remove(partial)
-        remove(final)
+        remove(removing)
+        if final.exists():
+            os.replace(final, removing)
+            remove(removing)
         try:
             self._write_batch(partial, images, labels)
-        except BaseException:
+        except BaseException as error:
+            full = isinstance(error, Exception) and self._ran_out_of_space(error, self.estimated_batch_bytes(images))
             remove(partial)
+            if full:
+                raise self._out_of_space(error, f"a batch of {len(images)} images") from error
             raise
         if self.durable:
             fsync_tree(partial)
@@ -157,11 +230,48 @@ class Store(ABC):
         if self.durable:
             fsync_path(self.root)
 
+    def estimated_batch_bytes(self, images: np.ndarray) -> int:
+        """Disk space storing ``images`` as a batch may take (a method with its own layout overrides this)."""
+        return space.estimate_bytes(self.name, len(images), images.shape[1:], images.dtype)
+
+    def _check_space_for(self, images: np.ndarray) -> None:
+        needed = self.estimated_batch_bytes(images)
+        what = f"a {self.name} batch of {len(images)} images"
+        if space.free_bytes(self.root) >= needed:
+            return
+        # Only now count what the previous batch frees: walking 100,000 PNG files is not free.
+        reclaimed = sum(
+            allocated_bytes(path)
+            for path in (self.batch_path, self.partial_path, self.batch_path.with_name(self.batch_name + REMOVING_SUFFIX))
+        )
+        if reclaimed:
+            what += f" (counting {space.human_bytes(reclaimed)} freed by removing the previous batch)"
+        space.check_free_space(self.root, needed - reclaimed, what)
+
+    def _ran_out_of_space(self, error: Exception, needed: int) -> bool:
+        """Whether a failed write failed for want of space (asked while its partial output still exists).
+
+        LMDB reports a short write as EIO, NumPy without an errno: when the error does not say, a disk with
+        less room left than the write needs is taken as the reason.
+        """
+        if isinstance(error, InsufficientSpaceError):
+            return False  # already says so
+        return space.is_out_of_space(error) or space.free_bytes(self.root) < needed
+
+    def _out_of_space(self, error: BaseException, what: str) -> InsufficientSpaceError:
+        free = space.free_bytes(self.root)
+        out = InsufficientSpaceError(
+            f"the disk holding {self.root} filled up while writing {what} ({error}); "
+            f"{space.human_bytes(free)} free now; nothing half-written was kept"
+        )
+        out.errno = errno.ENOSPC
+        return out
+
     def read_many(self, num_images: int) -> tuple[np.ndarray, np.ndarray]:
         """The first ``num_images`` images and labels of the batch."""
         final = self.batch_path
         if not final.exists():
-            partial = final.with_name(final.name + PARTIAL_SUFFIX)
+            partial = self.partial_path
             if partial.exists():
                 raise IncompleteStoreError(
                     f"the batch in {self.root} was not finished (found {partial.name}, an interrupted "
@@ -174,6 +284,11 @@ class Store(ABC):
     @property
     def batch_path(self) -> Path:
         return self.root / self.batch_name
+
+    @property
+    def partial_path(self) -> Path:
+        """Where a batch is written until it is complete."""
+        return self.root / (self.batch_name + PARTIAL_SUFFIX)
 
     def files(self) -> list[Path]:
         """Every file this store wrote, sorted."""
@@ -215,3 +330,18 @@ class Store(ABC):
     @abstractmethod
     def _read_batch(self, path: Path, num_images: int) -> tuple[np.ndarray, np.ndarray]:
         """Read the first ``num_images`` of the batch at ``path``; validate with check_count."""
+
+
+def allocated_bytes(path: Path) -> int:
+    """Disk space a file or folder tree takes (blocks actually allocated), 0 if it does not exist."""
+    path = Path(path)
+    if not path.exists():
+        return 0
+    entries = [path, *path.rglob("*")] if path.is_dir() else [path]
+    total = 0
+    for entry in entries:
+        try:
+            total += entry.lstat().st_blocks * 512
+        except FileNotFoundError:  # removed meanwhile
+            pass
+    return total

@@ -2,19 +2,31 @@
 
 Not a way anyone should store a growing dataset (no random access by key without a memory map, no
 appends), but the cheapest way this machine can move the same bytes: every other method is shown as a
-ratio to it. A batch is the folder ``many.npy.d`` with ``images.npy`` and ``labels.npy``.
+ratio to it. A batch is the folder ``many.npy.d`` with ``images.npy``, ``labels.npy`` and
+``checksums.npy`` (the number of images per checksum, then one CRC-32 per block: a raw array has no check
+of its own, and the floor must not read damaged bytes back as pixels either). A single image is an
+``.npz`` archive, whose zip entries carry CRC-32s that NumPy's reader checks.
 """
 
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from helpers.errors import CorruptStoreError, ImageNotFoundError
 from helpers.fileio import fsync_path
-from helpers.stores.base import Store, check_count, check_image_shape
+from helpers.stores.base import (
+    Store,
+    block_checksums,
+    check_count,
+    check_image_shape,
+    checksum_block,
+    verified_prefix,
+    verify_checksums,
+)
 
 
 def load_array(path: Path, mmap: bool = False) -> np.ndarray:
@@ -36,7 +48,11 @@ class NpyStore(Store):
         folder.mkdir(exist_ok=True)
         final = folder / f"{image_id}.npz"
         partial = folder / f"{image_id}.partial.npz"
-        np.savez(partial, image=image, label=np.int64(label))
+        try:
+            np.savez(partial, image=image, label=np.int64(label))
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
         if self.durable:
             fsync_path(partial)
         os.replace(partial, final)
@@ -48,14 +64,21 @@ class NpyStore(Store):
         try:
             with np.load(path, allow_pickle=False) as archive:
                 image, label = archive["image"], int(archive["label"])
-        except (OSError, ValueError, KeyError, EOFError) as error:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
             raise CorruptStoreError(f"{path}: not a readable image archive ({error})") from None
+        try:
+            check_image_shape(image.shape, image.dtype)
+        except ValueError as error:
+            raise CorruptStoreError(f"{path}: {error}") from None
         return image, label
 
     def _write_batch(self, path: Path, images: np.ndarray, labels: np.ndarray) -> None:
         path.mkdir()
         np.save(path / "images.npy", images)
         np.save(path / "labels.npy", labels)
+        block = checksum_block(images[0].nbytes)
+        sums = block_checksums(images, labels, block).astype(np.uint64)
+        np.save(path / "checksums.npy", np.concatenate([[np.uint64(block)], sums]))
 
     def _read_batch(self, path: Path, num_images: int) -> tuple[np.ndarray, np.ndarray]:
         header = load_array(path / "images.npy", mmap=True)  # shape and dtype without reading pixels
@@ -66,10 +89,20 @@ class NpyStore(Store):
             raise CorruptStoreError(f"{path / 'images.npy'}: {error}") from None
         if labels.shape != header.shape[:1]:
             raise CorruptStoreError(f"{path}: {labels.shape} labels for {header.shape[0]} images")
-        num_images = check_count(num_images, header.shape[0], path)
+        count = header.shape[0]
+        num_images = check_count(num_images, count, path)
         del header
-        if num_images == len(labels):
+        sums = load_array(path / "checksums.npy")
+        if sums.dtype != np.uint64 or sums.ndim != 1 or len(sums) < 1 or sums[0] < 1:
+            raise CorruptStoreError(f"{path / 'checksums.npy'}: not a checksum list of this library")
+        block = int(sums[0])
+        covered = verified_prefix(num_images, count, block)
+        if covered == count:
             images = load_array(path / "images.npy")
         else:
-            images = np.array(load_array(path / "images.npy", mmap=True)[:num_images])
-        return images, labels[:num_images].astype(np.int64)
+            images = np.array(load_array(path / "images.npy", mmap=True)[:covered])
+        labels = labels[:covered].astype(np.int64)
+        verify_checksums(images, labels, sums[1:], block, path / "images.npy")
+        if covered == num_images:
+            return images, labels
+        return images[:num_images].copy(), labels[:num_images]
