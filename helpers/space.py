@@ -23,7 +23,6 @@ HDF5_FILE_OVERHEAD = 16 * 1024  # superblock, object headers, attributes of one 
 NPY_HEADER = 128
 LABEL_BYTES = 8  # int64
 CSV_ROW_BYTES = 36  # "<image id up to 12 digits>,<int64 label up to 20 characters>\r\n"
-CHECKSUM_BLOCK_BYTES = 1 << 20  # see helpers.stores.base.checksum_block: at most one uint32 per MiB
 
 
 def round_to_blocks(size: int) -> int:
@@ -86,16 +85,14 @@ def _hdf5(n: int, shape: tuple[int, ...], dtype: np.dtype, single: bool) -> int:
     raw = int(np.prod(shape)) * dtype.itemsize
     if single:
         return n * (round_to_blocks(raw + LABEL_BYTES + HDF5_FILE_OVERHEAD) + DIRECTORY_ENTRY)
-    checksums = 4 * (n * raw // CHECKSUM_BLOCK_BYTES + 2)
-    return round_to_blocks(n * raw + n * LABEL_BYTES + checksums + HDF5_FILE_OVERHEAD)
+    return round_to_blocks(n * raw + n * LABEL_BYTES + HDF5_FILE_OVERHEAD)
 
 
 def _npy(n: int, shape: tuple[int, ...], dtype: np.dtype, single: bool) -> int:
     raw = int(np.prod(shape)) * dtype.itemsize
     if single:  # an .npz: a zip of two .npy files
         return n * (round_to_blocks(raw + LABEL_BYTES + 2 * NPY_HEADER + 512) + DIRECTORY_ENTRY)
-    checksums = 4 * (n * raw // CHECKSUM_BLOCK_BYTES + 2)
-    files = (n * raw + NPY_HEADER, n * LABEL_BYTES + NPY_HEADER, checksums + NPY_HEADER)
+    files = (n * raw + NPY_HEADER, n * LABEL_BYTES + NPY_HEADER)
     return sum(round_to_blocks(size) + DIRECTORY_ENTRY for size in files) + BLOCK  # + the folder
 
 

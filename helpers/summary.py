@@ -342,8 +342,8 @@ def recommendations(many: pd.DataFrame, single: pd.DataFrame | None = None,
     if floor is not None and best_read is not None:
         ratio = best_read["ratio_to_floor"]
         if ratio < 1:
-            verdict = ("faster than the floor, which verifies a CRC-32 checksum of everything it reads: the floor "
-                       "is a reference point, not a hard limit.")
+            verdict = ("faster than the floor: timings this close are within the machine's noise, and the floor is "
+                       "a reference point, not a hard limit.")
         elif ratio < 2:
             verdict = "little is left to gain."
         else:

@@ -176,7 +176,7 @@ def test_readme_starts_with_the_two_commands_and_shows_a_figure_the_report_write
 
 
 # -- the conclusions are computed from the numbers ------------------------------------------------------
-def summary_of(read_seconds: dict, n_values=(10, 1000), store_seconds=None) -> "pd.DataFrame":
+def summary_of(read_seconds: dict, n_values=(10, 1000), store_seconds=None):
     import numpy as np
     import pandas as pd
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import errno
 import os
-import zlib
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import ClassVar
@@ -19,7 +18,6 @@ import numpy as np
 
 from helpers import space
 from helpers.errors import (
-    CorruptStoreError,
     ImageFormatError,
     ImageNotFoundError,
     IncompleteStoreError,
@@ -120,48 +118,6 @@ def check_count(num_images: object, stored: int, where: Path) -> int:
     return int(num_images)
 
 
-def checksum_block(image_nbytes: int) -> int:
-    """Images per checksum: about 1 MiB of pixels, so reading a prefix verifies at most 1 MiB more."""
-    return max(1, space.CHECKSUM_BLOCK_BYTES // max(1, int(image_nbytes)))
-
-
-def block_checksums(images: np.ndarray, labels: np.ndarray, block: int) -> np.ndarray:
-    """CRC-32 of each run of ``block`` images and their labels, as little-endian bytes (uint32 each).
-
-    Raw formats (HDF5's contiguous datasets, .npy, LMDB values) keep no checksum of their own, so a
-    flipped bit on disk would be read back as a wrong pixel without these.
-    """
-    little_images = images.astype(images.dtype.newbyteorder("<"), copy=False)
-    little_labels = labels.astype("<i8", copy=False)
-    sums = np.empty(-(-len(images) // block), dtype=np.uint32)
-    for index, start in enumerate(range(0, len(images), block)):
-        crc = zlib.crc32(np.ascontiguousarray(little_images[start : start + block]))
-        sums[index] = zlib.crc32(np.ascontiguousarray(little_labels[start : start + block]), crc)
-    return sums
-
-
-def verified_prefix(num_images: int, stored: int, block: int) -> int:
-    """How many images to read so that the first ``num_images`` are covered by whole checksum blocks."""
-    return min(stored, -(-num_images // block) * block)
-
-
-def verify_checksums(
-    images: np.ndarray, labels: np.ndarray, expected: np.ndarray, block: int, where: Path
-) -> None:
-    """CorruptStoreError naming ``where`` unless every block of ``images`` (a verified prefix) matches."""
-    actual = block_checksums(images, labels, block)
-    if len(expected) < len(actual):
-        raise CorruptStoreError(f"{where}: {len(expected)} checksums for {len(images)} images")
-    mismatched = np.flatnonzero(actual != np.asarray(expected[: len(actual)], dtype=np.uint32))
-    if len(mismatched):
-        first = int(mismatched[0]) * block
-        last = min(first + block, len(images)) - 1
-        raise CorruptStoreError(
-            f"{where}: images {first}..{last} do not match their checksum (the file is damaged); "
-            f"clear() and store the batch again"
-        )
-
-
 class Store(ABC):
     """One storage method in one folder. Subclasses implement the ``_``-prefixed hooks.
 
@@ -175,9 +131,6 @@ class Store(ABC):
     trade_off: ClassVar[str]
     #: Name of the batch inside ``root`` (a file or a folder).
     batch_name: ClassVar[str]
-    #: Check stored checksums on every read (a CRC-32 per MiB, about 0.4 ms per MiB on one core). Set it
-    #: to False on a store only to measure what the check costs: damaged data is then read back unseen.
-    verify_reads: bool = True
 
     def __init__(self, root: str | os.PathLike[str], *, durable: bool = False) -> None:
         self.root = Path(root)
@@ -314,11 +267,10 @@ class Store(ABC):
 
     def __getstate__(self) -> dict:
         # Handles (LMDB environments, HDF5 files) are per process: a worker reopens its own.
-        return {"root": self.root, "durable": self.durable, "verify_reads": self.verify_reads}
+        return {"root": self.root, "durable": self.durable}
 
     def __setstate__(self, state: dict) -> None:
         self.__init__(state["root"], durable=state["durable"])
-        self.verify_reads = state.get("verify_reads", True)
 
     # -- what each method implements -----------------------------------------------------------
     @abstractmethod

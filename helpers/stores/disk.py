@@ -16,7 +16,9 @@ import io
 import json
 import multiprocessing
 import os
+import signal
 import threading
+import zlib
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -39,13 +41,22 @@ def encode_png(image: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def decode_png(path: Path, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    """The pixels of one PNG, checked against the shape and dtype it was stored with."""
+def decode_png(path: Path, shape: tuple[int, ...], dtype: np.dtype, crc: int | None = None) -> np.ndarray:
+    """The pixels of one PNG, checked against the shape and dtype it was stored with (and ``crc``, the
+    CRC-32 of the whole file, when the caller knows it)."""
     try:
-        with Image.open(path) as picture:
-            pixels = np.asarray(picture)
+        data = path.read_bytes()
     except FileNotFoundError:
         raise CorruptStoreError(f"{path}: file is missing from the store") from None
+    if crc is not None and zlib.crc32(data) != crc:
+        raise CorruptStoreError(
+            f"{path}: does not match the CRC-32 in its label file (damaged, or an interrupted store_single); "
+            f"store the image again"
+        )
+    check_png_chunks(data, path)
+    try:
+        with Image.open(io.BytesIO(data)) as picture:
+            pixels = np.asarray(picture)
     except (OSError, ValueError, SyntaxError) as error:  # Pillow's ways of saying "damaged"
         raise CorruptStoreError(f"{path}: not a readable PNG ({error})") from None
     if pixels.dtype != dtype:  # 16-bit greyscale may come back as int32 mode "I"
@@ -53,6 +64,29 @@ def decode_png(path: Path, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarra
     if pixels.size != int(np.prod(shape)):
         raise CorruptStoreError(f"{path}: holds an image of shape {pixels.shape}, expected {tuple(shape)}")
     return pixels.reshape(shape)
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def check_png_chunks(data: bytes, path: Path) -> None:
+    """CorruptStoreError unless every chunk's CRC matches: Pillow checks them for the header chunks only,
+    so damaged image data could otherwise decode to other pixels without a word."""
+    if not data.startswith(PNG_SIGNATURE):
+        raise CorruptStoreError(f"{path}: not a PNG file (bad signature)")
+    view = memoryview(data)
+    position = len(PNG_SIGNATURE)
+    while position + 12 <= len(data):
+        length = int.from_bytes(view[position : position + 4], "big")
+        end = position + 8 + length
+        if end + 4 > len(data):
+            raise CorruptStoreError(f"{path}: PNG chunk at byte {position} runs past the end (truncated)")
+        if zlib.crc32(view[position + 4 : end]) != int.from_bytes(view[end : end + 4], "big"):
+            raise CorruptStoreError(f"{path}: PNG chunk at byte {position} fails its CRC (damaged)")
+        if bytes(view[position + 4 : position + 8]) == b"IEND":
+            return
+        position = end + 4
+    raise CorruptStoreError(f"{path}: PNG has no IEND chunk (truncated)")
 
 
 def write_png(path: Path, image: np.ndarray) -> None:
@@ -87,10 +121,34 @@ def worker_pool() -> ProcessPoolExecutor:
         context = multiprocessing.get_context(method)
         if method == "forkserver":
             context.set_forkserver_preload([__name__])
-        _pool = ProcessPoolExecutor(max_workers=os.cpu_count() or 1, mp_context=context)
+        _pool = ProcessPoolExecutor(
+            max_workers=os.cpu_count() or 1, mp_context=context, initializer=die_with_parent
+        )
         _pool_owner = os.getpid()
         atexit.register(_pool.shutdown)
     return _pool
+
+
+def die_with_parent() -> None:
+    """Ask Linux to kill this worker when the process that started it dies (a kill -9 of a notebook).
+
+    Otherwise an orphaned worker would finish its chunk into a batch folder that may by then belong to a
+    new store_many, and then wait for work forever.
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: nothing to ask for
+        return
+    if os.getppid() == 1:  # the parent died before the request was made
+        os._exit(1)
+
+
+def use_pool(workers: int, count: int) -> bool:
+    # multiprocessing.Pool and PyTorch DataLoader workers are daemonic, and may not start processes.
+    return workers > 1 and count >= PARALLEL_THRESHOLD and not multiprocessing.current_process().daemon
 
 
 def chunk_bounds(n: int) -> list[tuple[int, int]]:
@@ -110,9 +168,15 @@ class DiskStore(Store):
         folder = self.root / "single"
         folder.mkdir(exist_ok=True)
         png, meta = folder / f"{image_id}.png", folder / f"{image_id}.csv"
-        write_atomically(png, encode_png(image), self.durable)
+        data = encode_png(image)
+        write_atomically(png, data, self.durable)
+        # The PNG's CRC-32 ties the two files together: a crash between the two renames leaves a new PNG
+        # with an old label, which the reader then refuses instead of pairing them.
         row = io.StringIO()
-        csv.writer(row).writerows([["label", "shape", "dtype"], [label, shape_text(image.shape), image.dtype.name]])
+        csv.writer(row).writerows([
+            ["label", "shape", "dtype", "png_crc32"],
+            [label, shape_text(image.shape), image.dtype.name, zlib.crc32(data)],
+        ])
         write_atomically(meta, row.getvalue().encode(), self.durable)
 
     def _read_single(self, image_id: int) -> tuple[np.ndarray, int]:
@@ -122,14 +186,15 @@ class DiskStore(Store):
         rows = read_csv(meta)
         try:
             label, shape, dtype = int(rows[1][0]), parse_shape(rows[1][1]), np.dtype(rows[1][2])
+            crc = int(rows[1][3])
             check_image_shape(shape, dtype)
         except (IndexError, ValueError, TypeError) as error:
             raise CorruptStoreError(f"{meta}: not a label file of this library ({error})") from None
-        return decode_png(png, shape, dtype), label
+        return decode_png(png, shape, dtype, crc), label
 
     def _write_batch(self, path: Path, images: np.ndarray, labels: np.ndarray) -> None:
         path.mkdir()
-        if self.workers > 1 and len(images) >= PARALLEL_THRESHOLD:
+        if use_pool(self.workers, len(images)):
             pool = worker_pool()
             jobs = [pool.submit(_write_range, str(path), a, images[a:b]) for a, b in chunk_bounds(len(images))]
             for job in jobs:
@@ -155,7 +220,7 @@ class DiskStore(Store):
             raise CorruptStoreError(f"{batch_file}: not a batch description ({error})") from None
         num_images = check_count(num_images, count, path)
         labels = self._read_labels(path / "labels.csv", num_images)
-        if self.workers > 1 and num_images >= PARALLEL_THRESHOLD:
+        if use_pool(self.workers, num_images):
             images = np.empty((num_images, *shape), dtype=dtype)
             pool = worker_pool()
             bounds = chunk_bounds(num_images)

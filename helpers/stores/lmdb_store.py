@@ -52,10 +52,38 @@ def open_environment(
         if not (path / "data.mdb").exists():
             raise CorruptStoreError(f"{path / 'data.mdb'}: file is missing from the store")
         try:
-            return lmdb.open(str(path), readonly=True, lock=lock, readahead=True, max_dbs=0)
+            env = lmdb.open(str(path), readonly=True, lock=lock, readahead=True, max_dbs=0)
         except lmdb.Error as error:
             raise CorruptStoreError(f"{path}: not a readable LMDB environment ({error})") from None
-    return lmdb.open(str(path), map_size=map_size, sync=sync, metasync=sync, writemap=writemap, max_dbs=0)
+        # LMDB reads through a memory map: a page past the end of a truncated file would kill the process
+        # with SIGBUS, so compare the pages the environment says it uses with the file's size first.
+        used = (env.info()["last_pgno"] + 1) * env.stat()["psize"]
+        size = (path / "data.mdb").stat().st_size
+        if size < used:
+            env.close()
+            raise CorruptStoreError(
+                f"{path / 'data.mdb'}: {size} bytes, the environment uses {used} (truncated)"
+            )
+        return env
+    env = lmdb.open(str(path), map_size=map_size, sync=sync, metasync=sync, writemap=writemap, max_dbs=0)
+    if writemap:
+        try:
+            reserve(path, map_size)
+        except BaseException:
+            env.close()
+            raise
+    return env
+
+
+def reserve(path: Path, size: int) -> None:
+    """Allocate the disk blocks of the first ``size`` bytes of data.mdb now (the data already there is
+    kept). With writemap LMDB writes through the memory map into a sparse file, and a full disk would then
+    kill the process with SIGBUS on the first page it cannot back, instead of raising ENOSPC here."""
+    descriptor = os.open(path / "data.mdb", os.O_RDWR)
+    try:
+        os.posix_fallocate(descriptor, 0, size)
+    finally:
+        os.close(descriptor)
 
 
 def write_with_growth(env: lmdb.Environment, fill: Callable[[lmdb.Transaction], None]) -> None:
@@ -66,7 +94,10 @@ def write_with_growth(env: lmdb.Environment, fill: Callable[[lmdb.Transaction], 
                 fill(txn)
             return
         except lmdb.MapFullError:
-            env.set_mapsize(env.info()["map_size"] * 2)
+            larger = env.info()["map_size"] * 2
+            env.set_mapsize(larger)
+            if env.flags()["writemap"]:
+                reserve(Path(env.path()), larger)
 
 
 class LmdbStore(Store):
@@ -130,7 +161,7 @@ class LmdbStore(Store):
                 batch = json.loads(bytes(raw))
                 count, shape, dtype = int(batch["count"]), tuple(batch["shape"]), np.dtype(batch["dtype"])
                 check_image_shape(shape, dtype)
-            except (ValueError, KeyError, TypeError) as error:
+            except (ValueError, KeyError, TypeError, OverflowError) as error:
                 raise CorruptStoreError(f"{path}: unreadable batch record ({error})") from None
             num_images = check_count(num_images, count, path)
             return read_values(txn, path, num_images, shape, dtype)

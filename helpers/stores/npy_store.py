@@ -2,10 +2,9 @@
 
 Not a way anyone should store a growing dataset (no random access by key without a memory map, no
 appends), but the cheapest way this machine can move the same bytes: every other method is shown as a
-ratio to it. A batch is the folder ``many.npy.d`` with ``images.npy``, ``labels.npy`` and
-``checksums.npy`` (the number of images per checksum, then one CRC-32 per block: a raw array has no check
-of its own, and the floor must not read damaged bytes back as pixels either). A single image is an
-``.npz`` archive, whose zip entries carry CRC-32s that NumPy's reader checks.
+ratio to it. A batch is the folder ``many.npy.d`` with ``images.npy`` and ``labels.npy``, exactly as
+``np.save`` writes them and nothing more, so that the floor stays the floor. A single image is an ``.npz``
+archive, whose zip entries carry CRC-32s that NumPy's reader checks.
 """
 
 from __future__ import annotations
@@ -18,15 +17,7 @@ import numpy as np
 
 from helpers.errors import CorruptStoreError, ImageNotFoundError
 from helpers.fileio import fsync_path
-from helpers.stores.base import (
-    Store,
-    block_checksums,
-    check_count,
-    check_image_shape,
-    checksum_block,
-    verified_prefix,
-    verify_checksums,
-)
+from helpers.stores.base import Store, check_count, check_image_shape
 
 
 def load_array(path: Path, mmap: bool = False) -> np.ndarray:
@@ -76,9 +67,6 @@ class NpyStore(Store):
         path.mkdir()
         np.save(path / "images.npy", images)
         np.save(path / "labels.npy", labels)
-        block = checksum_block(images[0].nbytes)
-        sums = block_checksums(images, labels, block).astype(np.uint64)
-        np.save(path / "checksums.npy", np.concatenate([[np.uint64(block)], sums]))
 
     def _read_batch(self, path: Path, num_images: int) -> tuple[np.ndarray, np.ndarray]:
         header = load_array(path / "images.npy", mmap=True)  # shape and dtype without reading pixels
@@ -92,18 +80,8 @@ class NpyStore(Store):
         count = header.shape[0]
         num_images = check_count(num_images, count, path)
         del header
-        sums = load_array(path / "checksums.npy")
-        if sums.dtype != np.uint64 or sums.ndim != 1 or len(sums) < 1 or sums[0] < 1:
-            raise CorruptStoreError(f"{path / 'checksums.npy'}: not a checksum list of this library")
-        block = int(sums[0])
-        covered = verified_prefix(num_images, count, block)
-        if covered == count:
+        if num_images == count:
             images = load_array(path / "images.npy")
         else:
-            images = np.array(load_array(path / "images.npy", mmap=True)[:covered])
-        labels = labels[:covered].astype(np.int64)
-        if self.verify_reads:
-            verify_checksums(images, labels, sums[1:], block, path / "images.npy")
-        if covered == num_images:
-            return images, labels
-        return images[:num_images].copy(), labels[:num_images]
+            images = np.array(load_array(path / "images.npy", mmap=True)[:num_images])
+        return images, labels[:num_images].astype(np.int64)
