@@ -19,7 +19,9 @@ import os
 import signal
 import threading
 import zlib
-from concurrent.futures import ProcessPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor, wait
 from pathlib import Path
 
 import numpy as np
@@ -151,6 +153,29 @@ def use_pool(workers: int, count: int) -> bool:
     return workers > 1 and count >= PARALLEL_THRESHOLD and not multiprocessing.current_process().daemon
 
 
+def in_pool(function: Callable, calls: Iterable[tuple], workers: int) -> Iterator:
+    """``function(*call)`` for each call, run by the pool, results in order.
+
+    At most a few calls per worker are in flight, so the chunks sent and the results waiting to be
+    collected stay a few MB however large the batch (reading 100,000 images would otherwise hold every
+    decoded chunk twice, as results and in the output array).
+    """
+    pool = worker_pool()
+    window = 3 * workers
+    pending: deque = deque()
+    try:
+        for call in calls:
+            pending.append(pool.submit(function, *call))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:  # on an error, let no worker go on writing into a folder the caller is about to remove
+        for job in pending:
+            job.cancel()
+        wait(pending)
+
+
 def chunk_bounds(n: int) -> list[tuple[int, int]]:
     return [(start, min(start + CHUNK_IMAGES, n)) for start in range(0, n, CHUNK_IMAGES)]
 
@@ -195,10 +220,9 @@ class DiskStore(Store):
     def _write_batch(self, path: Path, images: np.ndarray, labels: np.ndarray) -> None:
         path.mkdir()
         if use_pool(self.workers, len(images)):
-            pool = worker_pool()
-            jobs = [pool.submit(_write_range, str(path), a, images[a:b]) for a, b in chunk_bounds(len(images))]
-            for job in jobs:
-                job.result()
+            calls = ((str(path), a, images[a:b]) for a, b in chunk_bounds(len(images)))
+            for _ in in_pool(_write_range, calls, self.workers):
+                pass
         else:
             _write_range(str(path), 0, images)
         with open(path / "labels.csv", "w", newline="") as handle:
@@ -222,11 +246,10 @@ class DiskStore(Store):
         labels = self._read_labels(path / "labels.csv", num_images)
         if use_pool(self.workers, num_images):
             images = np.empty((num_images, *shape), dtype=dtype)
-            pool = worker_pool()
             bounds = chunk_bounds(num_images)
-            jobs = [pool.submit(_read_range, str(path), a, b, shape, dtype.str) for a, b in bounds]
-            for (a, b), job in zip(bounds, jobs):
-                images[a:b] = job.result()
+            calls = ((str(path), a, b, shape, dtype.str) for a, b in bounds)
+            for (a, b), chunk in zip(bounds, in_pool(_read_range, calls, self.workers)):
+                images[a:b] = chunk
         else:
             images = _read_range(str(path), 0, num_images, shape, dtype.str)
         return images, labels
