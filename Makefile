@@ -44,13 +44,17 @@ $(VENV)/.lab-installed: $(STAMP)
 	touch $@
 
 data: setup
-	$(PY) -c "from helpers.datasets import download_cifar10; print(download_cifar10('data/raw'))"
+	$(PY) -c "from helpers.datasets import default_data_root, download_cifar10; print(download_cifar10(default_data_root()))"
 
 test: setup
 	$(PY) -m pytest
 
+# Speed targets, as ratios measured in one run (a few minutes each at 100,000 images; not part of make test).
 benchmark: setup
-	$(PY) benchmarks/run_all.py
+	$(PY) benchmarks/performance.py
+	$(PY) benchmarks/cache_effects.py
+	$(PY) benchmarks/roundtrip.py
+	$(PY) benchmarks/synthetic_png_size.py
 
 clean:
 	rm -rf data/work reports figures .pytest_cache .hypothesis

@@ -15,21 +15,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from helpers import stores
+from helpers import space, stores
 from helpers.errors import CorruptStoreError, DatasetError, ImageFormatError
 from helpers.measure import DiskUsage, Timing, disk_usage, evict, time_call
 from helpers.results import COLUMNS
 
 #: Durability defaults, as the report states them.
-DURABILITY_NOTE = (
-    "LMDB syncs on commit by default while Pillow and h5py do not: out of the box an LMDB write waits "
-    "for the disk, while a PNG or HDF5 write returns as soon as its data is in the operating system's "
-    "page cache (so the article's timings compared a flushed write with unflushed ones). Here every "
-    "method is measured both ways with the same setting: durable=False leaves flushing to the operating "
-    "system (LMDB opened with sync=False), durable=True flushes every file and folder to stable storage "
-    "before the write returns (LMDB's own sync on commit, fsync for the others)."
-)
-
 SINGLE_EXPERIMENT = "single_image"
 MANY_EXPERIMENT = "many_images"
 
@@ -162,6 +153,9 @@ def run_many(
     if not settings:
         raise ValueError("durable must be True, False, or a non-empty list of them")
 
+    # Each store keeps one batch at a time: the largest cutoff of every method must fit at once.
+    needed = space.experiment_bytes(methods, cutoffs, images.shape[1:], images.dtype, include_single=False)
+    space.check_free_space(work_dir, needed, f"{len(methods)} stores of up to {max(cutoffs):,} images")
     steps = [(method, n) for method in methods for n in cutoffs]
     rows: list[dict] = []
     for method, n in progress_bar(steps, progress):
@@ -184,7 +178,8 @@ def measure_many(
     )
     timing = time_call(lambda: store.store_many(images, labels), repeats=repeats, setup=store.clear)
     verify_round_trip(store, images, labels, write=False)
-    rows = timing_rows(timing, operation="store_many", cache="", usage=footprint(store), **common)
+    # The batch alone: single images an earlier experiment left in the same folder are not its cost.
+    rows = timing_rows(timing, operation="store_many", cache="", usage=disk_usage(store.batch_path), **common)
     for cache in caches(cold_cache):
         timing = time_read(store, lambda: store.read_many(n), cache, repeats)
         rows += timing_rows(timing, operation="read_many", cache=cache, usage=None, **common)

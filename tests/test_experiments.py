@@ -5,8 +5,9 @@ import pandas as pd
 import pytest
 
 from helpers import experiments, measure, stores
-from helpers.errors import CorruptStoreError, DatasetError, UnknownMethodError
-from helpers.experiments import DURABILITY_NOTE, run_many, run_single, verify_round_trip
+from helpers import space
+from helpers.errors import CorruptStoreError, DatasetError, InsufficientSpaceError, UnknownMethodError
+from helpers.experiments import run_many, run_single, verify_round_trip
 from helpers.results import COLUMNS, append_rows, read_results, summarize
 from helpers.stores.npy_store import NpyStore
 
@@ -25,10 +26,6 @@ def batch():
     images = rng.integers(0, 256, size=(12, 6, 5, 3), dtype=np.uint8)
     labels = rng.integers(0, 10, size=12)
     return images, labels
-
-
-def test_durability_note_states_the_defaults():
-    assert DURABILITY_NOTE.startswith("LMDB syncs on commit by default while Pillow and h5py do not")
 
 
 # -- verification ---------------------------------------------------------------------------------
@@ -186,3 +183,21 @@ def test_run_many_single_durability_flag(tmp_path, batch):
                     floor=False, progress=False)
     assert rows["durable"].all()
     assert isinstance(rows, pd.DataFrame)
+
+
+def test_run_many_checks_free_space_for_the_whole_experiment_before_writing(tmp_path, batch, monkeypatch):
+    monkeypatch.setattr(space, "free_bytes", lambda path: 10_000)
+    with pytest.raises(InsufficientSpaceError, match=r"stores of up to 12 images.*10,000 bytes"):
+        run_many(*batch, ARTICLE_METHODS, [4, 12], repeats=1, cold_cache=False, work_dir=tmp_path,
+                 progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_run_many_disk_usage_counts_the_batch_only(tmp_path, batch):
+    store = stores.open_store("hdf5", tmp_path / "hdf5")
+    store.store_single(batch[0][0], 1, 1)  # left by an earlier experiment in the same folder
+    rows = run_many(*batch, ["hdf5"], [12], repeats=1, cold_cache=False, work_dir=tmp_path, floor=False,
+                    progress=False)
+    stored = rows[rows.operation == "store_many"].iloc[0]
+    assert stored.bytes_apparent == store.batch_path.stat().st_size
+    assert stored.files == 1
