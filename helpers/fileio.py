@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -44,6 +46,28 @@ def write_atomically(path: Path, data: bytes, durable: bool = True) -> None:
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+    if durable:
+        fsync_path(path.parent)
+
+
+@contextmanager
+def replaced_when_written(path: Path, durable: bool) -> Iterator[Path]:
+    """A temporary path beside ``path`` (folder made) to write to; it replaces ``path`` once the block ends.
+
+    For writers that need a file name rather than bytes (h5py, NumPy). On an error the temporary file is
+    removed and ``path`` is left as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".partial")
+    try:
+        yield temporary
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    if durable:
+        fsync_path(temporary)
+    os.replace(temporary, path)
     if durable:
         fsync_path(path.parent)
 

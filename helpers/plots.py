@@ -117,6 +117,30 @@ def _caches(rows: pd.DataFrame) -> list[str]:
     return [cache for cache in ("", "warm", "cold") if cache in set(rows["cache"])]
 
 
+def _lines_per_method_and_cache(axes, rows: pd.DataFrame, cache_label: str, **line_options) -> list[str]:
+    """One line per method and cache (warm solid, cold dashed); the caches drawn.
+
+    ``cache_label`` (e.g. ", {} cache") names the cache in the legend when there is more than one.
+    """
+    caches = _caches(rows)
+    for method in ordered_methods(rows["method"]):
+        for cache in caches:
+            part = rows[(rows["method"] == method) & (rows["cache"] == cache)]
+            if part.empty:
+                continue
+            label = method_label(method) + (cache_label.format(cache) if cache and len(caches) > 1 else "")
+            _line(axes, part, method, linestyle=CACHE_STYLES[cache], label=label, **line_options)
+    return caches
+
+
+def _log_log_axes(axes, counts: Sequence[int]) -> None:
+    """Both axes logarithmic, the x axis labelled with the image counts, a grid on every decade."""
+    _count_axis(axes, counts)
+    axes.set_yscale("log")
+    axes.set_xlabel("Number of images")
+    axes.grid(True, which="both", alpha=0.3)
+
+
 def timing_plot(
     summary: pd.DataFrame,
     figures_dir: str | os.PathLike[str],
@@ -134,24 +158,17 @@ def timing_plot(
     rows = select(summary, operation, durable=durable)
     figure = Figure(figsize=(8, 5), layout="constrained")
     axes = figure.subplots()
-    caches = _caches(rows)
-    for method in ordered_methods(rows["method"]):
-        for cache in caches:
-            part = rows[(rows["method"] == method) & (rows["cache"] == cache)]
-            if part.empty:
-                continue
-            label = method_label(method) + (f", {cache} cache" if cache and len(caches) > 1 else "")
-            _line(axes, part, method, linestyle=CACHE_STYLES[cache], label=label)
+    caches = _lines_per_method_and_cache(axes, rows, ", {} cache")
     if log:
-        _count_axis(axes, rows["n_images"])
-        axes.set_yscale("log")
+        _log_log_axes(axes, rows["n_images"])
+    else:
+        axes.set_xlabel("Number of images")
+        axes.grid(True, alpha=0.3)
     title = OPERATION_TITLES.get(operation, operation) + (" (log-log)" if log else "")
     if caches == ["warm"] or caches == ["cold"]:
         title += f", {caches[0]} cache"
     axes.set_title(title)
-    axes.set_xlabel("Number of images")
     axes.set_ylabel("Seconds (median; bars: fastest to slowest run)")
-    axes.grid(True, which="both" if log else "major", alpha=0.3)
     axes.legend(fontsize="small")
     save(figure, figures_dir, name or f"{operation}_{'log' if log else 'linear'}")
     return figure
@@ -175,12 +192,9 @@ def store_and_read_plot(
             part = rows[rows["method"] == method]
             if not part.empty:
                 _line(axes, part, method, linestyle=style, label=f"{method_label(method)}, {verb}")
-    _count_axis(axes, stored["n_images"])
-    axes.set_yscale("log")
+    _log_log_axes(axes, stored["n_images"])
     axes.set_title(f"Storing (solid) and reading (dotted, {cache} cache) many images")
-    axes.set_xlabel("Number of images")
     axes.set_ylabel("Seconds (median; bars: fastest to slowest run)")
-    axes.grid(True, which="both", alpha=0.3)
     axes.legend(fontsize="small", ncol=2)
     save(figure, figures_dir, name)
     return figure
@@ -198,19 +212,9 @@ def per_image_plot(
     store_axes, read_axes = figure.subplots(1, 2, sharey=True)
     for axes, operation in ((store_axes, "store_many"), (read_axes, "read_many")):
         rows = select(summary, operation, durable=durable)
-        caches = _caches(rows)
-        for method in ordered_methods(rows["method"]):
-            for cache in caches:
-                part = rows[(rows["method"] == method) & (rows["cache"] == cache)]
-                if part.empty:
-                    continue
-                label = method_label(method) + (f", {cache}" if cache and len(caches) > 1 else "")
-                _line(axes, part, method, per_image=True, unit=1e6, linestyle=CACHE_STYLES[cache], label=label)
-        _count_axis(axes, rows["n_images"])
-        axes.set_yscale("log")
+        _lines_per_method_and_cache(axes, rows, ", {}", per_image=True, unit=1e6)
+        _log_log_axes(axes, rows["n_images"])
         axes.set_title(f"{OPERATION_TITLES[operation]}: cost per image")
-        axes.set_xlabel("Number of images")
-        axes.grid(True, which="both", alpha=0.3)
         axes.legend(fontsize="x-small")
     store_axes.set_ylabel("Microseconds per image (median; bars: min-max)")
     save(figure, figures_dir, name)
@@ -318,12 +322,9 @@ def bytes_per_image_plot(
     if raw_image_bytes:
         axes.axhline(raw_image_bytes, color="black", linewidth=0.8, linestyle=":",
                      label=f"raw pixels ({raw_image_bytes:,} bytes)")
-    _count_axis(axes, rows["n_images"])
-    axes.set_yscale("log")
-    axes.set_xlabel("Number of images")
+    _log_log_axes(axes, rows["n_images"])
     axes.set_ylabel("Bytes per image")
     axes.set_title("Disk space per image")
-    axes.grid(True, which="both", alpha=0.3)
     axes.legend(fontsize="x-small", ncol=2)
     save(figure, figures_dir, name)
     return figure

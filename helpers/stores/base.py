@@ -241,6 +241,10 @@ class Store(ABC):
     def batch_path(self) -> Path:
         return self.root / self.batch_name
 
+    def single_path(self, image_id: int, suffix: str) -> Path:
+        """The file of image ``image_id``, for methods that keep one file per single image."""
+        return self.root / "single" / f"{image_id}{suffix}"
+
     @property
     def partial_path(self) -> Path:
         """Where a batch is written until it is complete."""

@@ -190,9 +190,8 @@ class DiskStore(Store):
         self.workers = workers if workers is not None else (os.cpu_count() or 1)
 
     def _store_single(self, image: np.ndarray, image_id: int, label: int) -> None:
-        folder = self.root / "single"
-        folder.mkdir(exist_ok=True)
-        png, meta = folder / f"{image_id}.png", folder / f"{image_id}.csv"
+        png, meta = self.single_path(image_id, ".png"), self.single_path(image_id, ".csv")
+        png.parent.mkdir(exist_ok=True)
         data = encode_png(image)
         write_atomically(png, data, self.durable)
         # The PNG's CRC-32 ties the two files together: a crash between the two renames leaves a new PNG
@@ -205,7 +204,7 @@ class DiskStore(Store):
         write_atomically(meta, row.getvalue().encode(), self.durable)
 
     def _read_single(self, image_id: int) -> tuple[np.ndarray, int]:
-        png, meta = self.root / "single" / f"{image_id}.png", self.root / "single" / f"{image_id}.csv"
+        png, meta = self.single_path(image_id, ".png"), self.single_path(image_id, ".csv")
         if not meta.exists():
             raise ImageNotFoundError(f"no image with id {image_id} in {self.root} (no {meta.name})")
         rows = read_csv(meta)

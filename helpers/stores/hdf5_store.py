@@ -12,14 +12,13 @@ back as a different pixel.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import h5py
 import numpy as np
 
 from helpers.errors import CorruptStoreError, ImageNotFoundError, StorageReportError
-from helpers.fileio import fsync_path
+from helpers.fileio import replaced_when_written
 from helpers.stores.base import Store, check_count, check_image_shape
 
 FORMAT = "image-storage-report/1"
@@ -51,26 +50,14 @@ class Hdf5Store(Store):
     batch_name = "many.h5"
 
     def _store_single(self, image: np.ndarray, image_id: int, label: int) -> None:
-        folder = self.root / "single"
-        folder.mkdir(exist_ok=True)
-        final = folder / f"{image_id}.h5"
-        partial = final.with_name(final.name + ".partial")
-        try:
+        with replaced_when_written(self.single_path(image_id, ".h5"), self.durable) as partial:
             with h5py.File(partial, "w", libver=LIBVER) as file:
                 file.attrs["format"] = FORMAT
                 file.create_dataset("image", data=image)
                 file.create_dataset("label", data=np.int64(label))
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
-        if self.durable:
-            fsync_path(partial)
-        os.replace(partial, final)
-        if self.durable:
-            fsync_path(folder)
 
     def _read_single(self, image_id: int) -> tuple[np.ndarray, int]:
-        path = self.root / "single" / f"{image_id}.h5"
+        path = self.single_path(image_id, ".h5")
         if not path.exists():
             raise ImageNotFoundError(f"no image with id {image_id} in {self.root} (no {path.name})")
         try:

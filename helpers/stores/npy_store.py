@@ -9,14 +9,13 @@ archive, whose zip entries carry CRC-32s that NumPy's reader checks.
 
 from __future__ import annotations
 
-import os
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from helpers.errors import CorruptStoreError, ImageNotFoundError
-from helpers.fileio import fsync_path
+from helpers.fileio import replaced_when_written
 from helpers.stores.base import Store, check_count, check_image_shape
 
 
@@ -35,21 +34,12 @@ class NpyStore(Store):
     batch_name = "many.npy.d"
 
     def _store_single(self, image: np.ndarray, image_id: int, label: int) -> None:
-        folder = self.root / "single"
-        folder.mkdir(exist_ok=True)
-        final = folder / f"{image_id}.npz"
-        partial = folder / f"{image_id}.partial.npz"
-        try:
-            np.savez(partial, image=image, label=np.int64(label))
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
-        if self.durable:
-            fsync_path(partial)
-        os.replace(partial, final)
+        with replaced_when_written(self.single_path(image_id, ".npz"), self.durable) as partial:
+            with open(partial, "wb") as handle:  # a file object: np.savez would add ".npz" to a name
+                np.savez(handle, image=image, label=np.int64(label))
 
     def _read_single(self, image_id: int) -> tuple[np.ndarray, int]:
-        path = self.root / "single" / f"{image_id}.npz"
+        path = self.single_path(image_id, ".npz")
         if not path.exists():
             raise ImageNotFoundError(f"no image with id {image_id} in {self.root} (no {path.name})")
         try:
