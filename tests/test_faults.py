@@ -33,6 +33,7 @@ from helpers.errors import (
     UnknownMethodError,
 )
 from helpers.stores import FLOOR, Store, names, open_store
+from helpers.stores.disk import png_path
 from helpers.stores.base import allocated_bytes
 
 METHODS = names()
@@ -582,8 +583,8 @@ def damage_cases():
         return lambda store: store.batch_path / relative if relative else store.batch_path
 
     cases = [
-        ("disk", "png-cut-in-half", many_file("3.png"), truncate_to_half, "read_many", 10),
-        ("disk", "png-missing", many_file("3.png"), Path.unlink, "read_many", 10),
+        ("disk", "png-cut-in-half", lambda s: png_path(s.batch_path, 3), truncate_to_half, "read_many", 10),
+        ("disk", "png-missing", lambda s: png_path(s.batch_path, 3), Path.unlink, "read_many", 10),
         ("disk", "labels-csv-missing", many_file("labels.csv"), Path.unlink, "read_many", 10),
         ("disk", "labels-csv-cut", many_file("labels.csv"), truncate_to_half, "read_many", 300),
         ("disk", "batch-json-garbage", many_file("batch.json"), garble, "read_many", 1),
@@ -636,7 +637,7 @@ def test_flipped_bytes_in_png_pixels_are_detected(tmp_path):
     images = np.repeat(smooth_image()[np.newaxis], 300, axis=0)
     images[:, 0, 0, 0] = np.arange(300) % 256
     store.store_many(images, labels_for(300))
-    path = store.batch_path / "0.png"  # any byte of the first PNG's compressed pixels
+    path = png_path(store.batch_path, 0)  # any byte of the first PNG's compressed pixels
     offsets = np.linspace(41, path.stat().st_size - 17, 9).astype(int).tolist()
     original = path.read_bytes()
     for offset in offsets:

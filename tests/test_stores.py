@@ -152,17 +152,17 @@ def test_store_pickles_without_handles_and_keeps_working(tmp_path, method):
 
 
 def test_parallel_png_files_are_byte_identical_to_one_process(tmp_path):
-    images = random_images(600, seed=4)
-    labels = np.arange(600) % 10
+    images = random_images(2_100, (8, 8, 3), seed=4)  # three shard folders: the pool writes them
+    labels = np.arange(2_100) % 10
     one = DiskStore(tmp_path / "one", workers=1)
     many = DiskStore(tmp_path / "many", workers=2)
     one.store_many(images, labels)
     many.store_many(images, labels)
     one_files = {p.relative_to(one.root): p.read_bytes() for p in one.files()}
     many_files = {p.relative_to(many.root): p.read_bytes() for p in many.files()}
-    assert one_files.keys() == many_files.keys() and len(one_files) == 600 + 2
+    assert one_files.keys() == many_files.keys() and len(one_files) == 2_100 + 2
     assert one_files == many_files
-    assert_same(many.read_many(600)[0], images)
+    assert_same(many.read_many(2_100)[0], images)
 
 
 def test_codec_header_is_explicit_and_little_endian():
