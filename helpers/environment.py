@@ -19,7 +19,7 @@ import pandas as pd
 import psutil
 
 from helpers.fileio import write_atomically
-from helpers.measure import eviction_works
+from helpers.measure import eviction_works, format_bytes
 
 FILE_NAME = "environment.json"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -205,15 +205,6 @@ def load(results_dir: str | os.PathLike[str]) -> dict:
             f"{path} does not exist; run notebooks/00-setup.ipynb first (it records the environment)"
         )
     return json.loads(path.read_text())
-
-
-def format_bytes(count: int) -> str:
-    value = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
 
 
 def format_value(key: str, value: object) -> str:

@@ -111,6 +111,16 @@ def format_seconds(seconds: float) -> str:
     return f"{seconds:.2f} s"
 
 
+def format_bytes(count: int) -> str:
+    """Bytes in binary units a reader takes in at a glance: 512 B, 1.5 KiB, 293.7 MiB."""
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
 def time_call(
     function: Callable[[], object],
     *,

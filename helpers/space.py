@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from helpers.errors import ImageFormatError, InsufficientSpaceError, UnknownMethodError
+from helpers.measure import format_bytes
 
 BLOCK = 4096  # filesystem block and LMDB page
 DIRECTORY_ENTRY = 64  # bytes a file's name takes in its folder, generously
@@ -154,13 +155,7 @@ def free_bytes(path: str | os.PathLike[str]) -> int:
 
 def human_bytes(size: int) -> str:
     """``size`` in binary units with the exact count, e.g. ``1.5 MiB (1,572,864 bytes)``."""
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            break
-        value /= 1024
-    shown = f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
-    return f"{shown} ({int(size):,} bytes)"
+    return f"{format_bytes(size)} ({int(size):,} bytes)"
 
 
 def check_free_space(path: str | os.PathLike[str], needed_bytes: int, what: str = "") -> None:

@@ -16,8 +16,7 @@ import numpy as np
 import pandas as pd
 
 from helpers import stores
-from helpers.environment import format_bytes
-from helpers.measure import disk_usage, format_seconds
+from helpers.measure import disk_usage, format_bytes, format_seconds
 from helpers.plots import method_label, ordered_methods
 
 #: Facts from the article "Three Ways of Storing and Accessing Lots of Images in Python" (Real Python):

@@ -9,7 +9,6 @@ import numpy
 import pandas as pd
 import pytest
 
-from helpers import environment
 from helpers.environment import as_table, capture, git_state, load, mount_of, save
 
 
@@ -133,8 +132,3 @@ def test_as_table_shows_unknown_items_and_formats_values():
         "value": ["3.0 GiB", "yes", "unknown", "5"],
     }
     assert isinstance(table, pd.DataFrame)
-
-
-def test_format_bytes():
-    assert environment.format_bytes(512) == "512 B"
-    assert environment.format_bytes(1536) == "1.5 KiB"

@@ -9,7 +9,7 @@ import pytest
 
 from helpers import measure
 from helpers.environment import mount_of
-from helpers.measure import DiskUsage, Timing, disk_usage, evict, resident_fraction, time_call
+from helpers.measure import DiskUsage, Timing, disk_usage, evict, format_bytes, resident_fraction, time_call
 
 
 class FakeClock:
@@ -264,3 +264,9 @@ def test_disk_usage_of_a_list_counts_shared_files_once(tree):
 def test_disk_usage_names_a_missing_path(tmp_path):
     with pytest.raises(FileNotFoundError):
         disk_usage(tmp_path / "missing")
+
+
+def test_format_bytes():
+    assert format_bytes(512) == "512 B"
+    assert format_bytes(1536) == "1.5 KiB"
+    assert format_bytes(293.7 * 2**20) == "293.7 MiB"
