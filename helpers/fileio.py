@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
+import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +28,50 @@ def fsync_tree(path: Path) -> None:
             fsync_path(entry)
     fsync_path(path)
     fsync_path(path.parent)
+
+
+# Linux's "chattr +T": ext2/3/4 spread the subfolders of such a folder over the disk's block groups.
+FS_IOC_GETFLAGS = 0x80086601
+FS_IOC_SETFLAGS = 0x40086602
+FS_TOPDIR_FL = 0x00020000
+
+
+def spread_subfolders(folder: str | os.PathLike[str]) -> bool:
+    """Mark ``folder`` as the top of a hierarchy, so that ext4 puts each subfolder (and its files) in a
+    block group of its own instead of next to ``folder``; whether the file system took the mark.
+
+    Processes creating files in subfolders of one block group contend for that group's inode bitmap and
+    inode table: here, two processes each creating 40,000 files in their own subfolders took several times
+    as long as one process did for 40,000, and no longer than one process once the parent was marked.
+    Other file systems refuse the mark or have no such groups; nothing changes for them.
+    """
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return False
+    try:
+        flags = struct.unpack("i", fcntl.ioctl(fd, FS_IOC_GETFLAGS, struct.pack("i", 0)))[0]
+        fcntl.ioctl(fd, FS_IOC_SETFLAGS, struct.pack("i", flags | FS_TOPDIR_FL))
+        return True
+    except OSError:  # ENOTTY, EOPNOTSUPP, EPERM: not ext2/3/4, or not allowed
+        return False
+    finally:
+        os.close(fd)
+
+
+def write_new_file(path: str | os.PathLike[str], data: bytes) -> None:
+    """Create ``path`` (FileExistsError if it exists) holding ``data``.
+
+    Plain system calls, for the hundred thousand small files of a PNG batch: Python's buffered ``open``
+    takes nearly twice as long per file here, in checks a file written once in one call does not need.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
 
 
 def write_atomically(path: Path, data: bytes, durable: bool = True) -> None:

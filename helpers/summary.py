@@ -208,6 +208,21 @@ def durability_table(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index(["images", "method"])
 
 
+def file_system_note(environment_info: dict) -> str:
+    """A caution when the work folder's file system makes writing many files slower than usual, else ""."""
+    if environment_info.get("filesystem_type") != "ext4" or environment_info.get("filesystem_journal") is not False:
+        return ""
+    return (
+        "**Caution:** the work folder is on ext4 *without a journal* "
+        f"({environment_info.get('filesystem_device', 'unknown device')}). There, creating a file passes over "
+        "every inode freed in the last minute or so, and each timed write above came just after the store's "
+        "previous batch was deleted. So PNG writes, thousands of files each, took longer here than they would "
+        "on a journaled ext4 or with the deleted files a few minutes old, and gained less from a second "
+        "process; the other methods write a handful of files and are not affected. "
+        "`benchmarks/performance.py` measures the PNG store both ways."
+    )
+
+
 def cache_note(summary: pd.DataFrame, cold_cache_possible: object = True) -> str:
     """How much slower reads were with the files evicted from the page cache, at the largest cutoff."""
     n = largest_cutoff(summary)

@@ -1,4 +1,5 @@
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -9,7 +10,7 @@ import numpy
 import pandas as pd
 import pytest
 
-from helpers.environment import as_table, capture, git_state, load, mount_of, save
+from helpers.environment import as_table, capture, git_state, has_journal, load, mount_of, save
 
 
 @pytest.fixture(scope="module")
@@ -82,12 +83,15 @@ def test_mount_of_picks_the_longest_mount_point_above_the_path(tmp_path):
         "/dev/root / ext4 rw 0 0\n"
         "tmpfs /data tmpfs rw 0 0\n"
         "/dev/sdb1 /data2 xfs rw 0 0\n"
-        "/dev/sdc1 /data/my\\040disk btrfs rw 0 0\n"
+        "/dev/sdc1 /data/my\\040disk btrfs rw,noatime 0 0\n"
         "broken-line\n"
     )
     assert mount_of("/data2/x", mounts)["type"] == "xfs"  # not /data: a prefix of the name, not of the path
-    assert mount_of("/data/other", mounts) == {"device": "tmpfs", "mount_point": "/data", "type": "tmpfs"}
+    assert mount_of("/data/other", mounts) == {
+        "device": "tmpfs", "mount_point": "/data", "type": "tmpfs", "options": "rw"
+    }
     assert mount_of("/data/my disk/work", mounts)["mount_point"] == "/data/my disk"
+    assert mount_of("/data/my disk/work", mounts)["options"] == "rw,noatime"
     assert mount_of("/home/me", mounts)["type"] == "ext4"
     assert mount_of("/x", tmp_path / "no-such-file")["type"] == "unknown"
 
@@ -96,6 +100,35 @@ def test_mount_of_takes_the_last_of_stacked_mounts(tmp_path):
     mounts = tmp_path / "mounts"
     mounts.write_text("/dev/a /mnt ext4 rw 0 0\n/dev/b /mnt xfs rw 0 0\n")
     assert mount_of("/mnt/x", mounts)["device"] == "/dev/b"
+
+
+def fake_kernel(tmp_path, path, journaled: bool):
+    """A /sys and /proc in which the block device of ``path`` is "vdz", with a journal or without."""
+    device = os.stat(path).st_dev
+    block = tmp_path / "sys" / "dev" / "block"
+    block.mkdir(parents=True)
+    (block / f"{os.major(device)}:{os.minor(device)}").symlink_to("../../devices/virtual/block/vdz")
+    jbd2 = tmp_path / "proc" / "fs" / "jbd2"
+    jbd2.mkdir(parents=True)
+    (jbd2 / "other-8").mkdir()
+    if journaled:
+        (jbd2 / "vdz-8").mkdir()
+    return tmp_path / "sys", tmp_path / "proc"
+
+
+@pytest.mark.parametrize("journaled", [True, False])
+def test_has_journal_looks_for_the_jbd2_entry_of_the_block_device(tmp_path, journaled):
+    sysfs, procfs = fake_kernel(tmp_path, tmp_path, journaled)
+    assert has_journal(tmp_path, "ext4", sysfs, procfs) is journaled
+    assert has_journal(tmp_path, "xfs", sysfs, procfs) is None  # other file systems: not asked
+    assert has_journal(tmp_path, "ext4", tmp_path / "no-sys", procfs) is None  # Linux did not say
+
+
+def test_has_journal_of_this_machine_agrees_with_capture(info):
+    assert info["filesystem_journal"] in (True, False, None)
+    if info["filesystem_type"] not in ("ext3", "ext4"):
+        assert info["filesystem_journal"] is None
+    assert info["filesystem_options"] != ""
 
 
 def test_save_and_load_round_trip(tmp_path, info):

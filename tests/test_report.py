@@ -235,3 +235,24 @@ def test_the_banner_warns_loudly_only_for_synthetic_images():
     assert "Warning: synthetic images" in summary.banner_html("SYNTHETIC stand-in: no CIFAR-10 found")
     real = summary.banner_html("CIFAR-10 training set from data/raw <50,000 images>")
     assert "Warning" not in real and "&lt;50,000 images&gt;" in real
+
+
+@pytest.mark.parametrize(("fs_type", "journal", "cautions"), [
+    ("ext4", False, True), ("ext4", True, False), ("ext4", None, False), ("xfs", None, False), (None, None, False),
+])
+def test_the_file_system_caution_appears_only_for_ext4_without_a_journal(fs_type, journal, cautions):
+    from helpers import summary
+
+    info = {"filesystem_type": fs_type, "filesystem_journal": journal, "filesystem_device": "/dev/vdz"}
+    note = summary.file_system_note({k: v for k, v in info.items() if v is not None})
+    assert ("without a journal" in note and "/dev/vdz" in note) is cautions
+    assert (note == "") is not cautions
+
+
+@pytest.mark.slow
+def test_the_report_cautions_about_the_file_system_when_its_environment_says_so(built):
+    from helpers import environment
+
+    info = environment.load(built["parameters"]["results_dir"])
+    expected = info["filesystem_type"] == "ext4" and info["filesystem_journal"] is False
+    assert ("without a journal" in built["page"]) is expected

@@ -32,7 +32,7 @@ import numpy as np
 from PIL import Image
 
 from helpers.errors import CorruptStoreError, ImageNotFoundError
-from helpers.fileio import write_atomically
+from helpers.fileio import spread_subfolders, write_atomically, write_new_file
 from helpers.stores.base import Store, check_count, check_image_shape
 
 # Below this many images a pool costs more than it saves.
@@ -96,10 +96,6 @@ def check_png_chunks(data: bytes, path: Path) -> None:
     raise CorruptStoreError(f"{path}: PNG has no IEND chunk (truncated)")
 
 
-def write_png(path: Path, image: np.ndarray) -> None:
-    path.write_bytes(encode_png(image))
-
-
 def png_path(batch: Path, index: int) -> Path:
     """Where image ``index`` of a batch is kept."""
     return Path(batch) / f"{index // SHARD_IMAGES:04d}" / f"{index}.png"
@@ -110,7 +106,7 @@ def _write_range(folder: str, start: int, images: np.ndarray) -> None:
         path = png_path(folder, index)
         if index == start or index % SHARD_IMAGES == 0:
             path.parent.mkdir(exist_ok=True)
-        write_png(path, image)
+        write_new_file(path, encode_png(image))
 
 
 def _read_range(folder: str, start: int, stop: int, shape: tuple[int, ...], dtype: str) -> np.ndarray:
@@ -232,6 +228,7 @@ class DiskStore(Store):
 
     def _write_batch(self, path: Path, images: np.ndarray, labels: np.ndarray) -> None:
         path.mkdir()
+        spread_subfolders(path)  # shards in separate block groups: the pool's writers do not contend
         shards = bounds(len(images), SHARD_IMAGES)  # one writer per folder
         if use_pool(self.workers, len(images), len(shards)):
             calls = ((str(path), a, images[a:b]) for a, b in shards)
