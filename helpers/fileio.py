@@ -42,7 +42,7 @@ def spread_subfolders(folder: str | os.PathLike[str]) -> bool:
 
     Processes creating files in subfolders of one block group contend for that group's inode bitmap and
     inode table: here, two processes each creating 40,000 files in their own subfolders took several times
-    as long as one process did for 40,000, and no longer than one process once the parent was marked.
+    as long as one process did for 40,000, and about as long once the parent folder was marked.
     Other file systems refuse the mark or have no such groups; nothing changes for them.
     """
     try:

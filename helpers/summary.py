@@ -217,8 +217,7 @@ def file_system_note(environment_info: dict) -> str:
         f"({environment_info.get('filesystem_device', 'unknown device')}). There, creating a file passes over "
         "every inode freed in the last minute or so, and each timed write above came just after the store's "
         "previous batch was deleted. So PNG writes, thousands of files each, took longer here than they would "
-        "on a journaled ext4 or with the deleted files a few minutes old, and gained less from a second "
-        "process; the other methods write a handful of files and are not affected. "
+        "on a journaled ext4 or with the deleted files a few minutes old; the other methods write a handful of files and are not affected. "
         "`benchmarks/performance.py` measures the PNG store both ways."
     )
 

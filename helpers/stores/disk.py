@@ -7,7 +7,9 @@ Single images: ``single/<id>.png`` and ``single/<id>.csv``. A batch: the folder 
 
 Shards keep folders small (a folder of millions of files slows every tool that lists or backs it up) and
 give each writer a folder of its own: in one test on ext4 here, two processes creating files in one folder
-were slower than one process, and faster than it in two folders. Encoding and decoding PNG is CPU-bound,
+were slower than one process, and faster than it in two folders. The batch folder is marked for ext4 to
+put each shard in a block group of its own (``chattr +T``, see ``spread_subfolders``): writers in one
+group contend for its inode bitmap and table. Encoding and decoding PNG is CPU-bound,
 so batches use a pool of processes (one per core) writing whole shards, or reading chunks of any shard.
 The files are the same bytes whatever the number of processes.
 """
