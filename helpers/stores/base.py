@@ -18,12 +18,14 @@ import numpy as np
 
 from helpers import space
 from helpers.errors import (
+    CorruptStoreError,
     ImageFormatError,
     ImageNotFoundError,
     IncompleteStoreError,
     InsufficientSpaceError,
 )
 from helpers.fileio import fsync_path, fsync_tree, remove
+from helpers.measure import disk_usage
 
 SUPPORTED_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16))
 UINT8_CHANNELS = (1, 2, 3, 4)  # grey, grey+alpha, RGB, RGBA: what PNG can hold
@@ -54,6 +56,14 @@ def check_image_shape(shape: tuple[int, ...], dtype: np.dtype, what: str = "imag
             raise ImageFormatError(
                 f"{what} has {channels} channels with dtype {dtype}; allowed: {allowed}"
             )
+
+
+def check_stored(shape: tuple[int, ...], dtype: np.dtype, path: Path) -> None:
+    """CorruptStoreError unless ``path`` holds images of a shape and dtype the stores write."""
+    try:
+        check_image_shape(tuple(shape), dtype)
+    except ValueError as error:
+        raise CorruptStoreError(f"{path}: holds images this library did not write ({error})") from None
 
 
 def check_image(image: object) -> np.ndarray:
@@ -294,14 +304,4 @@ class Store(ABC):
 
 def allocated_bytes(path: Path) -> int:
     """Disk space a file or folder tree takes (blocks actually allocated), 0 if it does not exist."""
-    path = Path(path)
-    if not path.exists():
-        return 0
-    entries = [path, *path.rglob("*")] if path.is_dir() else [path]
-    total = 0
-    for entry in entries:
-        try:
-            total += entry.lstat().st_blocks * 512
-        except FileNotFoundError:  # removed meanwhile
-            pass
-    return total
+    return disk_usage(path).allocated if Path(path).exists() else 0

@@ -19,7 +19,7 @@ import numpy as np
 
 from helpers.errors import CorruptStoreError, ImageNotFoundError, StorageReportError
 from helpers.fileio import replaced_when_written
-from helpers.stores.base import Store, check_count, check_image_shape
+from helpers.stores.base import Store, check_count, check_stored
 
 FORMAT = "image-storage-report/1"
 LIBVER = "v110"  # checksummed metadata; readable by HDF5 1.10 and later
@@ -109,10 +109,3 @@ def check_format(file: h5py.File, path: Path) -> None:
             f"{path}: format {found!r}, this library reads {FORMAT!r} (written by another version or "
             f"program); clear() and store again"
         )
-
-
-def check_stored(shape: tuple[int, ...], dtype: np.dtype, path: Path) -> None:
-    try:
-        check_image_shape(tuple(shape), dtype)
-    except ValueError as error:
-        raise CorruptStoreError(f"{path}: holds images this library did not write ({error})") from None

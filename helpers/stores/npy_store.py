@@ -16,7 +16,7 @@ import numpy as np
 
 from helpers.errors import CorruptStoreError, ImageNotFoundError
 from helpers.fileio import replaced_when_written
-from helpers.stores.base import Store, check_count, check_image_shape
+from helpers.stores.base import Store, check_count, check_stored
 
 
 def load_array(path: Path, mmap: bool = False) -> np.ndarray:
@@ -47,10 +47,7 @@ class NpyStore(Store):
                 image, label = archive["image"], int(archive["label"])
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
             raise CorruptStoreError(f"{path}: not a readable image archive ({error})") from None
-        try:
-            check_image_shape(image.shape, image.dtype)
-        except ValueError as error:
-            raise CorruptStoreError(f"{path}: {error}") from None
+        check_stored(image.shape, image.dtype, path)
         return image, label
 
     def _write_batch(self, path: Path, images: np.ndarray, labels: np.ndarray) -> None:
@@ -61,10 +58,7 @@ class NpyStore(Store):
     def _read_batch(self, path: Path, num_images: int) -> tuple[np.ndarray, np.ndarray]:
         header = load_array(path / "images.npy", mmap=True)  # shape and dtype without reading pixels
         labels = load_array(path / "labels.npy")
-        try:
-            check_image_shape(header.shape[1:], header.dtype)
-        except ValueError as error:
-            raise CorruptStoreError(f"{path / 'images.npy'}: {error}") from None
+        check_stored(header.shape[1:], header.dtype, path / "images.npy")
         if labels.shape != header.shape[:1]:
             raise CorruptStoreError(f"{path}: {labels.shape} labels for {header.shape[0]} images")
         count = header.shape[0]
