@@ -10,7 +10,6 @@ import datetime
 import json
 import os
 import platform
-import shutil
 import subprocess
 from importlib import metadata
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 import psutil
 
+from helpers import space
 from helpers.fileio import write_atomically
 from helpers.measure import eviction_works, format_bytes
 
@@ -59,7 +59,7 @@ def capture(work_dir: str | os.PathLike[str], dataset_source: str | None = None)
         work_dir.mkdir(parents=True, exist_ok=True)
     except OSError:
         pass
-    existing = nearest_existing(work_dir)
+    existing = space.existing_parent(work_dir)
     memory = psutil.virtual_memory()
     mount = mount_of(existing)
     commit, dirty = git_state(PROJECT_ROOT)
@@ -80,7 +80,7 @@ def capture(work_dir: str | os.PathLike[str], dataset_source: str | None = None)
         "filesystem_options": mount["options"],
         "filesystem_journal": has_journal(existing, mount["type"]),
         "work_dir": str(work_dir),
-        "work_dir_free_bytes": shutil.disk_usage(existing).free,
+        "work_dir_free_bytes": space.free_bytes(existing),
         "cold_cache_possible": eviction_works(existing) if os.access(existing, os.W_OK) else None,
         "libraries": library_versions(),
         "dataset_source": dataset_source if dataset_source is not None else "not recorded",
@@ -94,13 +94,6 @@ def usable_cores() -> int | None:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count()
-
-
-def nearest_existing(path: Path) -> Path:
-    """``path`` or its closest existing parent (the work folder may not be created yet)."""
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return path
 
 
 def cpu_model() -> str:
