@@ -17,7 +17,7 @@ import pandas as pd
 
 from helpers import space, stores
 from helpers.errors import CorruptStoreError, DatasetError, ImageFormatError
-from helpers.measure import DiskUsage, Timing, disk_usage, evict, time_call
+from helpers.measure import DiskUsage, Timing, check_repeats, disk_usage, evict, time_call
 from helpers.results import COLUMNS
 
 #: Durability defaults, as the report states them.
@@ -267,11 +267,6 @@ def checked_cutoffs(cutoffs: Sequence[int], available: int) -> list[int]:
     if not checked:
         raise ValueError("cutoffs is empty; give at least one number of images")
     return checked
-
-
-def check_repeats(repeats: int) -> None:
-    if isinstance(repeats, bool) or not isinstance(repeats, (int, np.integer)) or repeats < 1:
-        raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
 
 
 def progress_bar(steps: list[tuple[str, int]], enabled: bool):

@@ -140,8 +140,7 @@ def time_call(
     """
     min_total = MIN_TOTAL_SECONDS if min_total is None else min_total
     max_runs = MAX_RUNS if max_runs is None else max_runs
-    if isinstance(repeats, bool) or not isinstance(repeats, (int, np.integer)) or repeats < 1:
-        raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
+    check_repeats(repeats)
     if max_runs < 1 or min_total < 0:
         raise ValueError(f"max_runs must be >= 1 and min_total >= 0, got {max_runs!r}, {min_total!r}")
 
@@ -161,6 +160,12 @@ def time_call(
     while len(seconds) < repeats or (sum(seconds) < min_total and len(seconds) < max_runs):
         seconds.append(one_run())
     return Timing(tuple(seconds))
+
+
+def check_repeats(repeats: object) -> None:
+    """ValueError unless ``repeats`` is a positive integer (a bool is not)."""
+    if isinstance(repeats, bool) or not isinstance(repeats, (int, np.integer)) or repeats < 1:
+        raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
 
 
 # -- the page cache -----------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from helpers.errors import (
     InsufficientSpaceError,
 )
 from helpers.fileio import fsync_path, fsync_tree, remove
-from helpers.measure import disk_usage
+from helpers.measure import disk_usage, regular_files
 
 SUPPORTED_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16))
 UINT8_CHANNELS = (1, 2, 3, 4)  # grey, grey+alpha, RGB, RGBA: what PNG can hold
@@ -262,7 +262,7 @@ class Store(ABC):
 
     def files(self) -> list[Path]:
         """Every file this store wrote, sorted."""
-        return sorted(p for p in self.root.rglob("*") if p.is_file())
+        return regular_files(self.root)
 
     def clear(self) -> None:
         """Remove everything the store wrote, including interrupted writes."""
