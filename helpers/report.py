@@ -29,6 +29,8 @@ from pathlib import Path
 
 import nbformat
 
+from helpers.fileio import write_atomically
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 NOTEBOOKS = ("00-setup", "01-single-image", "02-many-images", "03-disk-usage", "04-conclusions")
@@ -293,9 +295,12 @@ def merge(executed: Sequence[Path], parameters: dict) -> nbformat.NotebookNode:
     """One notebook holding the title, banner, parameters, contents and every executed notebook."""
     from helpers.summary import banner_html
 
-    body, anchors = [], []
+    body, anchors, kernel_metadata = [], [], {}
     for path in executed:
         notebook = nbformat.read(path, as_version=4)
+        if not kernel_metadata and "kernelspec" in notebook.metadata:
+            kernel_metadata = {"kernelspec": notebook.metadata["kernelspec"],
+                               "language_info": notebook.metadata.get("language_info", {})}
         prefix = path.stem
         body.append(nbformat.v4.new_markdown_cell(f'<div class="report-notebook-start" id="{prefix}"></div>'))
         body.extend(report_cells(notebook, prefix, anchors))
@@ -323,10 +328,7 @@ def merge(executed: Sequence[Path], parameters: dict) -> nbformat.NotebookNode:
     ]
     merged = nbformat.v4.new_notebook(cells=head + body)
     merged.metadata["title"] = TITLE
-    first = nbformat.read(executed[0], as_version=4) if executed else None
-    if first is not None and "kernelspec" in first.metadata:
-        merged.metadata["kernelspec"] = first.metadata["kernelspec"]
-        merged.metadata["language_info"] = first.metadata.get("language_info", {})
+    merged.metadata.update(kernel_metadata)
     return merged
 
 
@@ -355,9 +357,7 @@ def export_html(notebook: nbformat.NotebookNode, target: Path) -> Path:
     if found:
         raise ReportError(f"the HTML report would load {len(found)} thing(s) from the network, e.g. {found[0]!r}")
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".partial")
-    partial.write_text(page, encoding="utf-8")
-    os.replace(partial, target)
+    write_atomically(target, page.encode("utf-8"), durable=False)
     return target
 
 

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from helpers.fileio import remove, write_atomically
+from helpers.stores import FLOOR  # the method every other one is divided by in ratio_to_floor
 
 COLUMNS = [
     "experiment", "method", "operation", "n_images", "repeat", "cache", "durable", "seconds",
@@ -37,8 +38,6 @@ COLUMNS = [
 OPERATIONS = ("store_single", "read_single", "store_many", "read_many")
 STORE_OPERATIONS = ("store_single", "store_many")
 CACHES = ("warm", "cold")
-#: The method every other one is divided by in ``ratio_to_floor`` (the same as ``helpers.stores.FLOOR``).
-FLOOR = "npy"
 
 TEXT_COLUMNS = ("experiment", "method", "operation", "cache", "dataset")
 INTEGER_COLUMNS = ("n_images", "repeat")
@@ -130,9 +129,8 @@ def append_rows(
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists():
         new = pd.concat([read_results(results_dir, experiment), new], ignore_index=True)
-    table = new
     buffer = io.StringIO()
-    table.to_csv(buffer, index=False)
+    new.to_csv(buffer, index=False)
     write_atomically(path, buffer.getvalue().encode(), durable=True)
     return path
 
