@@ -193,15 +193,22 @@ def durability_cutoff(cutoffs: Sequence[int]) -> int:
     return max(small) if small else min(int(n) for n in cutoffs)
 
 
+def durability_pair(summary: pd.DataFrame, method: str, n: int | None = None) -> tuple[pd.Series, pd.Series] | None:
+    """The store_many rows of ``method`` with writes not flushed and flushed, or None unless both exist."""
+    relaxed = pick(summary, method, "store_many", n, durable=False)
+    flushed = pick(summary, method, "store_many", n, durable=True)
+    return None if relaxed is None or flushed is None else (relaxed, flushed)
+
+
 def durability_table(summary: pd.DataFrame) -> pd.DataFrame:
     """store_many with writes left to the OS and with writes flushed, per method, and the cost of flushing."""
     rows = []
     for n in sorted(set(summary["n_images"])):
         for method in ordered_methods(summary["method"]):
-            relaxed = pick(summary, method, "store_many", n, durable=False)
-            flushed = pick(summary, method, "store_many", n, durable=True)
-            if relaxed is None or flushed is None:
+            pair = durability_pair(summary, method, n)
+            if pair is None:
                 continue
+            relaxed, flushed = pair
             rows.append({"images": f"{n:,}", "method": method_label(method),
                          "store, not flushed": timed(relaxed), "store, flushed (durable)": timed(flushed),
                          "cost of flushing": times(flushed["median"] / relaxed["median"])})
@@ -217,8 +224,8 @@ def file_system_note(environment_info: dict) -> str:
         f"({environment_info.get('filesystem_device', 'unknown device')}). There, creating a file passes over "
         "every inode freed in the last minute or so, and each timed write above came just after the store's "
         "previous batch was deleted. So PNG writes, thousands of files each, took longer here than they would "
-        "on a journaled ext4 or with the deleted files a few minutes old; the other methods write a handful of files and are not affected. "
-        "`benchmarks/performance.py` measures the PNG store both ways."
+        "on a journaled ext4 or with the deleted files a few minutes old; the other methods write a handful "
+        "of files and are not affected. `benchmarks/performance.py` measures the PNG store both ways."
     )
 
 
@@ -364,20 +371,20 @@ def recommendations(many: pd.DataFrame, single: pd.DataFrame | None = None,
         lines.append(f"- {method_label(reads[0][0])} reads in {times(ratio)} the time the NumPy floor takes to read "
                      f"the same images back as one raw array ({format_seconds(floor['median'])}): {verdict}")
     if single is not None and not single.empty:
-        relaxed = single[~single["durable"]] if (~single["durable"]).any() else single
-        one = _ranked(relaxed, 1, "read_single", "warm")
+        unflushed = single[~single["durable"]] if (~single["durable"]).any() else single
+        one = _ranked(unflushed, 1, "read_single", "warm")
         if one:
             lines.append("- " + _winner_sentence(one, "One image at a time, reading (warm)"))
-        one = _ranked(relaxed, 1, "store_single", "")
+        one = _ranked(unflushed, 1, "store_single", "")
         if one:
             lines.append("- " + _winner_sentence(one, "One image at a time, writing"))
     if durability is not None and not durability.empty:
         costs = []
         for method in ordered_methods(durability["method"]):
-            relaxed_row = pick(durability, method, "store_many", durable=False)
-            flushed_row = pick(durability, method, "store_many", durable=True)
-            if relaxed_row is not None and flushed_row is not None and method != stores.FLOOR:
-                costs.append(f"{method_label(method)} {times(flushed_row['median'] / relaxed_row['median'])}")
+            pair = durability_pair(durability, method)
+            if pair is not None and method != stores.FLOOR:
+                relaxed, flushed = pair
+                costs.append(f"{method_label(method)} {times(flushed['median'] / relaxed['median'])}")
         if costs:
             dn = int(durability["n_images"].max())
             lines.append(f"- Making writes durable (flushed to disk before returning) multiplied the time to "
