@@ -147,7 +147,9 @@ def mount_of(path: Path, mounts_file: str | os.PathLike[str] = "/proc/mounts") -
     return best
 
 
-def has_journal(path: Path, fs_type: str, sysfs: Path = Path("/sys"), procfs: Path = Path("/proc")) -> bool | None:
+def has_journal(
+    path: Path, fs_type: str, sysfs: Path = Path("/sys"), procfs: Path = Path("/proc")
+) -> bool | None:
     """Whether the ext3/ext4 file system holding ``path`` keeps a journal; None for other file systems or
     when Linux does not say.
 

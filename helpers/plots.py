@@ -19,12 +19,13 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from helpers.stores import FLOOR
+
 #: How the methods are named in figures; a method not listed here is shown by its registry name.
 METHOD_LABELS = {"disk": "PNG files", "lmdb": "LMDB", "hdf5": "HDF5", "npy": "NumPy floor (npy)"}
 METHOD_COLORS = {"disk": "#1f77b4", "lmdb": "#ff7f0e", "hdf5": "#2ca02c", "npy": "#555555"}
 EXTRA_COLORS = ("#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
 ARTICLE_ORDER = ("disk", "lmdb", "hdf5")
-FLOOR = "npy"
 CACHE_STYLES = {"": "-", "warm": "-", "cold": "--"}
 OPERATION_TITLES = {
     "store_many": "Storing many images",
@@ -182,7 +183,7 @@ def store_and_read_plot(
     durable: bool | None = None,
     name: str = "store_and_read",
 ) -> Figure:
-    """The article's combined figure: storing (solid) and reading (dashed) many images, log-log."""
+    """The article's combined figure: storing (solid) and reading (dotted) many images, log-log."""
     stored = select(summary, "store_many", durable=durable)
     read = select(summary, "read_many", cache=cache, durable=durable)
     figure = Figure(figsize=(8, 5), layout="constrained")

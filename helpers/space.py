@@ -2,7 +2,9 @@
 
 The estimates are deliberately on the high side: running out of space half-way through a long write
 costs far more than refusing a write that would just have fitted. They count allocated space (whole
-4 KiB blocks per file), which is what fills a disk, not the apparent size of the files.
+4 KiB blocks per file), which is what fills a disk, not the apparent size of the files. Each store
+estimates its own layout (``Store.space_needed``) with the rules below; this module checks the request
+and adds up whole experiments.
 """
 
 from __future__ import annotations
@@ -15,15 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from helpers.errors import ImageFormatError, InsufficientSpaceError, UnknownMethodError
+from helpers.errors import ImageFormatError, InsufficientSpaceError
 from helpers.measure import format_bytes
 
 BLOCK = 4096  # filesystem block and LMDB page
 DIRECTORY_ENTRY = 64  # bytes a file's name takes in its folder, generously
-HDF5_FILE_OVERHEAD = 16 * 1024  # superblock, object headers, attributes of one file (measured: ~6 KiB)
-NPY_HEADER = 128
 LABEL_BYTES = 8  # int64
-CSV_ROW_BYTES = 36  # "<image id up to 12 digits>,<int64 label up to 20 characters>\r\n"
 
 
 def round_to_blocks(size: int) -> int:
@@ -31,29 +30,13 @@ def round_to_blocks(size: int) -> int:
     return max(1, -(-int(size) // BLOCK)) * BLOCK
 
 
-def png_bound(image_shape: tuple[int, ...], dtype: np.dtype) -> int:
-    """The largest PNG Pillow can write for this image: noise does not compress and PNG adds to it.
+def _check_request(
+    method: str, n_images: int, image_shape: tuple[int, ...], dtype: object
+) -> tuple[type, np.dtype]:
+    from helpers.stores import store_class  # the stores import this module
+    from helpers.stores.base import check_image_shape
 
-    One filter byte per row, zlib's stored-block overhead (deflateBound: about n/4096 + n/16384 + 13),
-    IDAT chunk headers every 64 KiB, and the signature, IHDR and IEND chunks.
-    """
-    height, width = image_shape[:2]
-    filtered = int(np.prod(image_shape)) * dtype.itemsize + height
-    zlib_bound = filtered + (filtered >> 12) + (filtered >> 14) + 13
-    chunks = 12 * (zlib_bound // 65536 + 1)
-    return zlib_bound + chunks + 8 + 25 + 12 + 256  # 256: room for an ancillary chunk Pillow may add
-
-
-def lmdb_value_bytes(value_size: int) -> int:
-    """Pages one LMDB record takes: a value of more than about half a page gets overflow pages of its own."""
-    return -(-(value_size + 16 + 16) // BLOCK) * BLOCK  # key + node header, page header
-
-
-def _check_request(method: str, n_images: int, image_shape: tuple[int, ...], dtype: object) -> np.dtype:
-    from helpers.stores.base import check_image_shape  # the stores import this module
-
-    if method not in ESTIMATES:
-        raise UnknownMethodError(f"no space estimate for method {method!r}; known: {', '.join(ESTIMATES)}")
+    store = store_class(method)  # UnknownMethodError names the known ones
     if isinstance(n_images, (bool, np.bool_)) or not isinstance(n_images, (int, np.integer)) or n_images < 0:
         raise ImageFormatError(f"n_images must be a non-negative integer, got {n_images!r}")
     try:
@@ -63,53 +46,19 @@ def _check_request(method: str, n_images: int, image_shape: tuple[int, ...], dty
     if not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) for d in image_shape):
         raise ImageFormatError(f"image_shape must be integers, got {image_shape!r}")
     check_image_shape(tuple(int(d) for d in image_shape), dtype)
-    return dtype
-
-
-def _disk(n: int, shape: tuple[int, ...], dtype: np.dtype, single: bool) -> int:
-    png = round_to_blocks(png_bound(shape, dtype)) + DIRECTORY_ENTRY
-    if single:  # <id>.png and <id>.csv
-        return n * (png + BLOCK + DIRECTORY_ENTRY)
-    return n * png + round_to_blocks(n * CSV_ROW_BYTES + 64) + BLOCK + 3 * DIRECTORY_ENTRY + BLOCK  # + folder
-
-
-def _lmdb(n: int, shape: tuple[int, ...], dtype: np.dtype, single: bool) -> int:
-    from helpers.stores.codec import HEADER_SIZE
-
-    value = HEADER_SIZE + int(np.prod(shape)) * dtype.itemsize
-    leaves_and_branches = round_to_blocks(n * 2 * (8 + 16))  # pointers to overflow pages, half-full pages
-    fixed = 8 * BLOCK + 2 * BLOCK  # meta pages, roots, the batch record; lock.mdb; the folder
-    return n * lmdb_value_bytes(value) + leaves_and_branches + fixed
-
-
-def _hdf5(n: int, shape: tuple[int, ...], dtype: np.dtype, single: bool) -> int:
-    raw = int(np.prod(shape)) * dtype.itemsize
-    if single:
-        return n * (round_to_blocks(raw + LABEL_BYTES + HDF5_FILE_OVERHEAD) + DIRECTORY_ENTRY)
-    return round_to_blocks(n * raw + n * LABEL_BYTES + HDF5_FILE_OVERHEAD)
-
-
-def _npy(n: int, shape: tuple[int, ...], dtype: np.dtype, single: bool) -> int:
-    raw = int(np.prod(shape)) * dtype.itemsize
-    if single:  # an .npz: a zip of two .npy files
-        return n * (round_to_blocks(raw + LABEL_BYTES + 2 * NPY_HEADER + 512) + DIRECTORY_ENTRY)
-    files = (n * raw + NPY_HEADER, n * LABEL_BYTES + NPY_HEADER)
-    return sum(round_to_blocks(size) + DIRECTORY_ENTRY for size in files) + BLOCK  # + the folder
-
-
-ESTIMATES = {"disk": _disk, "lmdb": _lmdb, "hdf5": _hdf5, "npy": _npy}
+    return store, dtype
 
 
 def estimate_bytes(method: str, n_images: int, image_shape: tuple[int, ...], dtype: object) -> int:
     """Disk space a batch of ``n_images`` written by ``method`` may take, rounded up to whole blocks."""
-    dtype = _check_request(method, n_images, image_shape, dtype)
-    return int(ESTIMATES[method](int(n_images), tuple(int(d) for d in image_shape), dtype, False))
+    store, dtype = _check_request(method, n_images, image_shape, dtype)
+    return int(store.space_needed(int(n_images), tuple(int(d) for d in image_shape), dtype, single=False))
 
 
 def estimate_single_bytes(method: str, n_images: int, image_shape: tuple[int, ...], dtype: object) -> int:
     """Disk space ``n_images`` images stored one at a time (store_single) by ``method`` may take."""
-    dtype = _check_request(method, n_images, image_shape, dtype)
-    return int(ESTIMATES[method](int(n_images), tuple(int(d) for d in image_shape), dtype, True))
+    store, dtype = _check_request(method, n_images, image_shape, dtype)
+    return int(store.space_needed(int(n_images), tuple(int(d) for d in image_shape), dtype, single=True))
 
 
 def experiment_bytes(

@@ -193,7 +193,9 @@ def durability_cutoff(cutoffs: Sequence[int]) -> int:
     return max(small) if small else min(int(n) for n in cutoffs)
 
 
-def durability_pair(summary: pd.DataFrame, method: str, n: int | None = None) -> tuple[pd.Series, pd.Series] | None:
+def durability_pair(
+    summary: pd.DataFrame, method: str, n: int | None = None
+) -> tuple[pd.Series, pd.Series] | None:
     """The store_many rows of ``method`` with writes not flushed and flushed, or None unless both exist."""
     relaxed = pick(summary, method, "store_many", n, durable=False)
     flushed = pick(summary, method, "store_many", n, durable=True)

@@ -157,7 +157,7 @@ class Store(ABC):
         try:
             self._store_single(image, image_id, label)
         except Exception as error:
-            needed = space.estimate_single_bytes(self.name, 1, image.shape, image.dtype)
+            needed = self.space_needed(1, image.shape, image.dtype, single=True)
             if self._ran_out_of_space(error, needed):
                 raise self._out_of_space(error, f"image {image_id}") from error
             raise
@@ -199,8 +199,8 @@ class Store(ABC):
             fsync_path(self.root)
 
     def estimated_batch_bytes(self, images: np.ndarray) -> int:
-        """Disk space storing ``images`` as a batch may take (a method with its own layout overrides this)."""
-        return space.estimate_bytes(self.name, len(images), images.shape[1:], images.dtype)
+        """Disk space storing ``images`` as a batch may take."""
+        return self.space_needed(len(images), images.shape[1:], images.dtype, single=False)
 
     def _check_space_for(self, images: np.ndarray) -> None:
         needed = self.estimated_batch_bytes(images)
@@ -300,6 +300,12 @@ class Store(ABC):
     @abstractmethod
     def _read_batch(self, path: Path, num_images: int) -> tuple[np.ndarray, np.ndarray]:
         """Read the first ``num_images`` of the batch at ``path``; validate with check_count."""
+
+    @classmethod
+    @abstractmethod
+    def space_needed(cls, n_images: int, image_shape: tuple[int, ...], dtype: np.dtype, single: bool) -> int:
+        """Disk space ``n_images`` images of a valid shape and dtype may take, allocated blocks included, on
+        the high side (``helpers.space`` has the shared rules): as one batch, or one by one if ``single``."""
 
 
 def allocated_bytes(path: Path) -> int:

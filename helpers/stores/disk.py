@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from helpers import space
 from helpers.errors import CorruptStoreError, ImageNotFoundError
 from helpers.fileio import spread_subfolders, write_atomically, write_new_file
 from helpers.stores.base import Store, check_count, check_image_shape
@@ -41,6 +42,7 @@ from helpers.stores.base import Store, check_count, check_image_shape
 PARALLEL_THRESHOLD = 256
 READ_CHUNK_IMAGES = 256  # images per call when reading: reads share no folder lock, so any split works
 SHARD_IMAGES = 1000  # images per folder of a batch, and per call a pool worker handles
+CSV_ROW_BYTES = 36  # a labels.csv row: "<image id up to 12 digits>,<int64 label up to 20 characters>\r\n"
 
 
 def encode_png(image: np.ndarray) -> bytes:
@@ -96,6 +98,19 @@ def check_png_chunks(data: bytes, path: Path) -> None:
             return
         position = end + 4
     raise CorruptStoreError(f"{path}: PNG has no IEND chunk (truncated)")
+
+
+def png_bound(image_shape: tuple[int, ...], dtype: np.dtype) -> int:
+    """The largest PNG Pillow can write for this image: noise does not compress and PNG adds to it.
+
+    One filter byte per row, zlib's stored-block overhead (deflateBound: about n/4096 + n/16384 + 13),
+    IDAT chunk headers every 64 KiB, and the signature, IHDR and IEND chunks.
+    """
+    height, width = image_shape[:2]
+    filtered = int(np.prod(image_shape)) * dtype.itemsize + height
+    zlib_bound = filtered + (filtered >> 12) + (filtered >> 14) + 13
+    chunks = 12 * (zlib_bound // 65536 + 1)
+    return zlib_bound + chunks + 8 + 25 + 12 + 256  # 256: room for an ancillary chunk Pillow may add
 
 
 def png_path(batch: Path, index: int) -> Path:
@@ -200,6 +215,14 @@ class DiskStore(Store):
     def __init__(self, root, *, durable: bool = False, workers: int | None = None) -> None:
         super().__init__(root, durable=durable)
         self.workers = workers if workers is not None else (os.cpu_count() or 1)
+
+    @classmethod
+    def space_needed(cls, n_images: int, image_shape: tuple[int, ...], dtype: np.dtype, single: bool) -> int:
+        png = space.round_to_blocks(png_bound(image_shape, dtype)) + space.DIRECTORY_ENTRY
+        if single:  # <id>.png and <id>.csv
+            return n_images * (png + space.BLOCK + space.DIRECTORY_ENTRY)
+        labels = space.round_to_blocks(n_images * CSV_ROW_BYTES + 64)
+        return n_images * png + labels + space.BLOCK + 3 * space.DIRECTORY_ENTRY + space.BLOCK  # + folder
 
     def _store_single(self, image: np.ndarray, image_id: int, label: int) -> None:
         png, meta = self.single_path(image_id, ".png"), self.single_path(image_id, ".csv")

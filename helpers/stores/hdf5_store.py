@@ -17,11 +17,13 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from helpers import space
 from helpers.errors import CorruptStoreError, ImageNotFoundError, StorageReportError
 from helpers.fileio import replaced_when_written
 from helpers.stores.base import Store, check_count, check_stored
 
 FORMAT = "image-storage-report/1"
+FILE_OVERHEAD = 16 * 1024  # superblock, object headers, attributes of one file (measured: ~6 KiB)
 LIBVER = "v110"  # checksummed metadata; readable by HDF5 1.10 and later
 
 
@@ -48,6 +50,14 @@ class Hdf5Store(Store):
     name = "hdf5"
     trade_off = "HDF5 writes the whole batch as one contiguous array: one bulk copy, a small fixed header."
     batch_name = "many.h5"
+
+    @classmethod
+    def space_needed(cls, n_images: int, image_shape: tuple[int, ...], dtype: np.dtype, single: bool) -> int:
+        raw = int(np.prod(image_shape)) * dtype.itemsize
+        if single:
+            per_file = space.round_to_blocks(raw + space.LABEL_BYTES + FILE_OVERHEAD) + space.DIRECTORY_ENTRY
+            return n_images * per_file
+        return space.round_to_blocks(n_images * (raw + space.LABEL_BYTES) + FILE_OVERHEAD)
 
     def _store_single(self, image: np.ndarray, image_id: int, label: int) -> None:
         with replaced_when_written(self.single_path(image_id, ".h5"), self.durable) as partial:

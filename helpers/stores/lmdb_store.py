@@ -18,6 +18,7 @@ from pathlib import Path
 import lmdb
 import numpy as np
 
+from helpers import space
 from helpers.errors import CorruptStoreError, ImageNotFoundError
 from helpers.stores import codec
 from helpers.stores.base import Store, check_count, check_image_shape
@@ -107,6 +108,15 @@ class LmdbStore(Store):
         "pages, and a flush to disk on every commit unless told not to."
     )
     batch_name = "many.lmdb"
+
+    @classmethod
+    def space_needed(cls, n_images: int, image_shape: tuple[int, ...], dtype: np.dtype, single: bool) -> int:
+        value = codec.HEADER_SIZE + int(np.prod(image_shape)) * dtype.itemsize
+        # A value of more than about half a page gets whole overflow pages: key, node and page headers too.
+        pages_per_value = -(-(value + 16 + 16) // space.BLOCK)
+        leaves_and_branches = space.round_to_blocks(n_images * 2 * (8 + 16))  # pointers, half-full pages
+        fixed = 8 * space.BLOCK + 2 * space.BLOCK  # meta pages, roots, the batch record; lock.mdb; the folder
+        return n_images * pages_per_value * space.BLOCK + leaves_and_branches + fixed
 
     @property
     def single_path(self) -> Path:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from helpers import space
 from helpers.errors import CorruptStoreError, ImageNotFoundError
 from helpers.fileio import replaced_when_written
 from helpers.stores.base import Store, check_count, check_stored
@@ -28,10 +29,23 @@ def load_array(path: Path, mmap: bool = False) -> np.ndarray:
         raise CorruptStoreError(f"{path}: not a readable .npy file ({error})") from None
 
 
+NPY_HEADER = 128  # the header np.save writes before the array, at most
+
+
 class NpyStore(Store):
     name = "npy"
     trade_off = "One raw array per batch, no header per image and no compression: the reference floor."
     batch_name = "many.npy.d"
+
+    @classmethod
+    def space_needed(cls, n_images: int, image_shape: tuple[int, ...], dtype: np.dtype, single: bool) -> int:
+        raw = int(np.prod(image_shape)) * dtype.itemsize
+        if single:  # an .npz: a zip of two .npy files
+            per_file = space.round_to_blocks(raw + space.LABEL_BYTES + 2 * NPY_HEADER + 512)
+            return n_images * (per_file + space.DIRECTORY_ENTRY)
+        files = (n_images * raw + NPY_HEADER, n_images * space.LABEL_BYTES + NPY_HEADER)
+        folder = space.BLOCK
+        return sum(space.round_to_blocks(size) + space.DIRECTORY_ENTRY for size in files) + folder
 
     def _store_single(self, image: np.ndarray, image_id: int, label: int) -> None:
         with replaced_when_written(self.single_path(image_id, ".npz"), self.durable) as partial:
