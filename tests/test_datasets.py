@@ -195,19 +195,15 @@ def test_binary_file_that_is_not_whole_rows_of_3073_bytes_is_refused(tmp_path):
     assert "data_batch_4.bin" in str(raised.value)
 
 
-def test_python_label_out_of_range_is_refused(tmp_path):
+@pytest.mark.parametrize(("labels", "message"), [
+    ([0, 1, 10, 2], "row 2 has label 10, outside 0..9"),
+    ([0, 1.5, 2, 3], "labels are not a list of integers"),
+])
+def test_python_labels_out_of_range_or_not_integers_are_refused(tmp_path, labels, message):
     folder = write_python_batches(tmp_path).folder
     images, _ = fixture_arrays().batches[0]
-    (folder / "data_batch_1").write_bytes(pickle.dumps(python_batch(images, [0, 1, 10, 2]), protocol=2))
-    with pytest.raises(DatasetError, match="row 2 has label 10, outside 0..9"):
-        load_cifar10(folder)
-
-
-def test_python_labels_that_are_not_integers_are_refused(tmp_path):
-    folder = write_python_batches(tmp_path).folder
-    images, _ = fixture_arrays().batches[0]
-    (folder / "data_batch_1").write_bytes(pickle.dumps(python_batch(images, [0, 1.5, 2, 3]), protocol=2))
-    with pytest.raises(DatasetError, match="labels are not a list of integers"):
+    (folder / "data_batch_1").write_bytes(pickle.dumps(python_batch(images, labels), protocol=2))
+    with pytest.raises(DatasetError, match=message):
         load_cifar10(folder)
 
 

@@ -93,25 +93,15 @@ def test_no_warm_up_when_asked(clock):
     assert timing.seconds == (7.0, 1.0)
 
 
-def test_fast_operations_repeat_until_the_minimum_total(clock):
-    timing = time_call(lambda: clock.advance(0.03), repeats=2, min_total=0.2, max_runs=100)
-    # 0.03 s per run: the total first reaches 0.2 s at the seventh run
-    assert timing.runs == 7
-
-
-def test_fast_operations_stop_at_the_cap(clock):
-    timing = time_call(lambda: clock.advance(1e-6), repeats=3, min_total=1.0, max_runs=12)
-    assert timing.runs == 12
-
-
-def test_slow_operations_run_exactly_repeats_times(clock):
-    timing = time_call(lambda: clock.advance(5.0), repeats=3, min_total=0.2, max_runs=100)
-    assert timing.runs == 3
-
-
-def test_repeats_is_a_minimum_even_above_the_cap(clock):
-    timing = time_call(lambda: clock.advance(1e-6), repeats=8, min_total=1.0, max_runs=4)
-    assert timing.runs == 8
+@pytest.mark.parametrize(("seconds", "repeats", "min_total", "max_runs", "runs"), [
+    (0.03, 2, 0.2, 100, 7),  # fast: repeated until the total first reaches 0.2 s, at the seventh run
+    (1e-6, 3, 1.0, 12, 12),  # very fast: stopped at the cap
+    (5.0, 3, 0.2, 100, 3),  # slow: exactly repeats times
+    (1e-6, 8, 1.0, 4, 8),  # repeats is a minimum, even above the cap
+])
+def test_number_of_timed_runs(clock, seconds, repeats, min_total, max_runs, runs):
+    timing = time_call(lambda: clock.advance(seconds), repeats=repeats, min_total=min_total, max_runs=max_runs)
+    assert timing.runs == runs
 
 
 def test_module_defaults_are_read_at_call_time(clock, monkeypatch):
