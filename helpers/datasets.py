@@ -78,7 +78,12 @@ class Dataset:
 
     @property
     def is_synthetic(self) -> bool:
-        return self.source.startswith(SYNTHETIC_PREFIX)
+        return is_synthetic_source(self.source)
+
+
+def is_synthetic_source(source: object) -> bool:
+    """Whether a dataset description (``Dataset.source``, as recorded beside the results) is the stand-in."""
+    return str(source).startswith(SYNTHETIC_PREFIX)
 
 
 def default_data_root() -> Path:

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from helpers import stores
+from helpers.datasets import is_synthetic_source
 from helpers.measure import disk_usage, format_bytes, format_seconds
 from helpers.plots import method_label, ordered_methods
 
@@ -30,7 +31,6 @@ ARTICLE_RESULTS = {
     "disk_kb": {"disk": 200_296, "lmdb": 393_000, "hdf5": 293_000},
 }
 DURABILITY_MAX_CUTOFF = 1000
-SYNTHETIC_PREFIX = "SYNTHETIC"
 
 
 # -- formatting -------------------------------------------------------------------------------------
@@ -80,15 +80,11 @@ def largest_cutoff(summary: pd.DataFrame) -> int:
     return int(rows["n_images"].max())
 
 
-def is_synthetic(source: str) -> bool:
-    return str(source).startswith(SYNTHETIC_PREFIX)
-
-
 # -- 00: the dataset ----------------------------------------------------------------------------------
 def banner_html(source: str) -> str:
     """A box saying which images were measured; a loud warning when the synthetic set stands in."""
     text = html.escape(str(source))
-    if is_synthetic(source):
+    if is_synthetic_source(source):
         return (
             '<div class="report-banner report-banner-warning" style="border:2px solid #b45309;'
             'background:#fef3c7;color:#451a03;padding:0.8em 1em;border-radius:4px;margin:0.5em 0">'
