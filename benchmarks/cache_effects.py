@@ -22,26 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from helpers import stores  # noqa: E402
 from helpers.environment import mount_of  # noqa: E402
-from helpers.measure import (  # noqa: E402
-    Timing, disk_usage, evict, format_seconds, resident_fraction, time_call,
-)
-
-
-def cifar_shaped(n: int) -> tuple[np.ndarray, np.ndarray, str]:
-    try:
-        from helpers.datasets import synthetic
-    except ImportError:
-        synthetic = None
-    if synthetic is not None:
-        dataset = synthetic(n, seed=0)
-        return dataset.images, dataset.labels, "helpers.datasets.synthetic"
-    # smooth gradients plus a little noise: compressible like photos, unlike uniform noise
-    rng = np.random.default_rng(0)
-    ramp = np.linspace(0, 1, 32)
-    shading = 0.5 + 0.5 * ramp[None, :, None, None] * ramp[None, None, :, None]
-    base = rng.uniform(0, 255, (n, 1, 1, 3)) * shading
-    images = np.clip(base + rng.normal(0, 6, (n, 32, 32, 3)), 0, 255).astype(np.uint8)
-    return images, rng.integers(0, 10, n), "random gradients (helpers.datasets not available)"
+from helpers.datasets import synthetic  # noqa: E402
+from helpers.experiments import time_read  # noqa: E402
+from helpers.measure import Timing, disk_usage, evict, format_seconds, resident_fraction  # noqa: E402
 
 
 def spread(timing: Timing) -> str:
@@ -56,7 +39,8 @@ def main() -> int:
                         help="where the stores go (default: a temporary folder)")
     args = parser.parse_args()
 
-    images, labels, source = cifar_shaped(args.images)
+    data = synthetic(args.images, seed=0)
+    images, labels, source = data.images, data.labels, "helpers.datasets.synthetic"
     with tempfile.TemporaryDirectory(prefix="cache-effects-", dir=args.work_dir) as work:
         mount = mount_of(Path(work))
         print(f"{args.images} images {images.shape[1:]} from {source}; stores in {work} "
@@ -72,9 +56,8 @@ def main() -> int:
             read_back, read_labels = store.read_many(args.images)
             assert np.array_equal(read_back, images) and np.array_equal(read_labels, labels), method
             files = store.files()
-            warm = time_call(lambda: store.read_many(args.images), repeats=args.repeats)
-            cold = time_call(lambda: store.read_many(args.images), repeats=args.repeats,
-                             setup=lambda: (store.close(), evict(files)))
+            warm, cold = (time_read(store, lambda: store.read_many(args.images), cache, args.repeats)
+                          for cache in ("warm", "cold"))
             evict(files)
             left = resident_fraction(files)
             ratio = cold.median / warm.median
