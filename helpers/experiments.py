@@ -20,7 +20,7 @@ from helpers.errors import CorruptStoreError, DatasetError, ImageFormatError
 from helpers.measure import DiskUsage, Timing, check_repeats, disk_usage, evict, time_call
 from helpers.results import COLUMNS
 
-#: Durability defaults, as the report states them.
+#: The results tables (``helpers.results``) the two experiments fill.
 SINGLE_EXPERIMENT = "single_image"
 MANY_EXPERIMENT = "many_images"
 
