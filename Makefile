@@ -33,7 +33,7 @@ pdf-deps:
 # QUICK=1: cutoffs up to 1,000 and one repeat. REPORT_ARGS passes any other option of
 # `python -m helpers.report --help`, e.g. make report REPORT_ARGS="--no-cold-cache --methods lmdb,hdf5".
 report: setup pdf-deps
-	JUPYTER_PREFER_ENV_PATH=1 $(PY) -m helpers.report --dataset $(DATASET) $(if $(QUICK),--quick) $(REPORT_ARGS)
+	$(PY) -m helpers.report --dataset $(DATASET) $(if $(QUICK),--quick) $(REPORT_ARGS)
 
 # JupyterLab on this machine only, with the project's kernel (the venv's python3 spec wins over others).
 lab: setup $(VENV)/.lab-installed
