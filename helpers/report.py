@@ -33,7 +33,7 @@ from helpers.fileio import write_atomically
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
-NOTEBOOKS = ("00-setup", "01-single-image", "02-many-images", "03-disk-usage", "04-conclusions")
+NOTEBOOKS = ("00-setup", "01-single-image", "02-many-images", "03-disk-usage", "09-conclusions")
 KERNEL = "python3"
 TITLE = "Storing lots of images in Python: PNG files, LMDB and HDF5, measured"
 
@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="where the stores are written (default data/work/); needs free space")
     parser.add_argument("--no-pdf", dest="pdf", action="store_false", help="write the HTML report only")
     parser.add_argument("--notebooks", type=parse_names, default=None,
-                        help="run only these notebooks, by name or number prefix, e.g. 00,03,04 "
+                        help="run only these notebooks, by name or number prefix, e.g. 00,03,09 "
                              "(later ones read the results earlier runs left in the output folder)")
     return parser
 

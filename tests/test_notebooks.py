@@ -80,5 +80,5 @@ def test_code_cells_are_short_and_the_story_is_in_markdown(name):
 def test_later_notebooks_read_the_results_earlier_ones_write():
     writes = {name: read(name) for name in NOTEBOOKS}
     assert "append_rows(results_dir, \"many_images\"" in "".join(c.source for c in writes["02-many-images"].cells)
-    for reader in ("03-disk-usage", "04-conclusions"):
+    for reader in ("03-disk-usage", "09-conclusions"):
         assert "read_results(results_dir, \"many_images\")" in "".join(c.source for c in writes[reader].cells)

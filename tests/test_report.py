@@ -130,7 +130,7 @@ def test_quick_profile_and_explicit_options():
     assert all(Path(custom[key]).is_absolute() for key in ("work_dir", "results_dir", "figures_dir"))
     with pytest.raises(report.ReportError, match="unknown method"):
         report.notebook_parameters(parser.parse_args(["--methods", "floppy"]))
-    assert report.chosen_notebooks(["04", "00-setup"]) == ["00-setup", "04-conclusions"]
+    assert report.chosen_notebooks(["09", "00-setup"]) == ["00-setup", "09-conclusions"]
     with pytest.raises(report.ReportError, match="no notebook"):
         report.chosen_notebooks(["99"])
 

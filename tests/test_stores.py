@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from helpers.errors import ImageFormatError, ImageNotFoundError, UnknownMethodError
+from helpers.errors import ImageFormatError, ImageNotFoundError, IncompleteStoreError, UnknownMethodError
 from helpers.stores import FLOOR, names, open_store, store_class
 from helpers.stores import codec
 from helpers.stores.disk import DiskStore
@@ -225,3 +225,130 @@ def test_obvious_bad_input_is_named(tmp_path, method):
     store.store_many(random_images(3), [0, 1, 2])
     with pytest.raises(ImageNotFoundError, match="asked for 4 images"):
         store.read_many(4)
+
+
+# -- random access: len(store) and read_indices ------------------------------------------------
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("shape,dtype", [((32, 32, 3), np.uint8), ((12, 10), np.uint16), ((4, 5, 1), np.uint8)],
+                         ids=str)
+def test_read_indices_in_any_order_with_repeats(tmp_path, method, shape, dtype):
+    store = open_store(method, tmp_path)
+    assert len(store) == 0 and store
+    images = random_images(25, shape, dtype, seed=5)
+    labels = np.arange(25) * 5 - 11
+    store.store_many(images, labels)
+    assert len(store) == 25
+    order = [24, 0, 7, 7, 3, 24, 12]
+    back, back_labels = store.read_indices(order)
+    assert_same(back, images[order])
+    assert_same(back_labels, labels[order].astype(np.int64))
+    back, back_labels = store.read_indices(np.array(order, dtype=np.uint16))
+    assert_same(back, images[order])
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_read_indices_empty_gives_the_batch_shape(tmp_path, method):
+    store = open_store(method, tmp_path)
+    store.store_many(random_images(3, (6, 7), np.uint16), [1, 2, 3])
+    for empty in ([], np.array([], dtype=np.int64), ()):
+        back, labels = store.read_indices(empty)
+        assert back.shape == (0, 6, 7) and back.dtype == np.uint16
+        assert labels.shape == (0,) and labels.dtype == np.int64
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_read_indices_refuses_bad_positions_by_name(tmp_path, method):
+    store = open_store(method, tmp_path)
+    with pytest.raises(ImageNotFoundError, match="no batch"):
+        store.read_indices([0])
+    store.store_many(random_images(4), [0, 1, 2, 3])
+    with pytest.raises(ImageNotFoundError, match=r"index 4 is out of range.*holds 4 images"):
+        store.read_indices([0, 4])
+    with pytest.raises(ImageFormatError, match="index -1 is negative"):
+        store.read_indices([2, -1])
+    with pytest.raises(ImageFormatError, match="integers"):
+        store.read_indices([0.0, 1.5])
+    with pytest.raises(ImageFormatError, match="1-D"):
+        store.read_indices([[0, 1], [2, 3]])
+    with pytest.raises(ImageFormatError, match="1-D"):
+        store.read_indices(2)
+    with pytest.raises(ImageFormatError, match="integers"):
+        store.read_indices([True, False])
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_an_interrupted_batch_has_no_length_and_refuses_random_reads(tmp_path, method):
+    store = open_store(method, tmp_path)
+    store.partial_path.mkdir()
+    with pytest.raises(IncompleteStoreError):
+        store.read_indices([0])
+    assert len(store) == 0
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_random_reads_follow_a_new_batch_and_clear(tmp_path, method):
+    store = open_store(method, tmp_path)
+    store.store_many(random_images(5, seed=6), np.zeros(5, dtype=np.int64))
+    store.read_indices([1])  # opens the batch for random access
+    newer = random_images(3, (8, 8), seed=7)
+    store.store_many(newer, [4, 5, 6])
+    assert len(store) == 3
+    assert_same(store.read_indices([2, 0])[0], newer[[2, 0]])
+    store.clear()
+    assert len(store) == 0
+    with pytest.raises(ImageNotFoundError):
+        store.read_indices([0])
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_open_store_pickles_and_reads_indices_in_a_forked_child(tmp_path, method):
+    import multiprocessing
+
+    store = open_store(method, tmp_path)
+    images = random_images(40, seed=8)
+    store.store_many(images, np.arange(40))
+    store.read_indices([0])  # the parent holds the batch open before the fork and the pickle
+    clone = pickle.loads(pickle.dumps(store))
+    assert_same(clone.read_indices([39, 1])[0], images[[39, 1]])
+    context = multiprocessing.get_context("fork")
+    with context.Pool(2) as pool:
+        results = pool.map(_read_positions, [(store, [5, 6]), (store, [39, 0, 39])])
+    assert_same(results[0], images[[5, 6]])
+    assert_same(results[1], images[[39, 0, 39]])
+    assert_same(store.read_indices([7])[0], images[[7]])
+
+
+def _read_positions(call):
+    store, positions = call
+    return store.read_indices(positions)[0]
+
+
+@pytest.mark.parametrize("method", METHODS)
+@given(batch=batches(), data=st.data())
+def test_property_read_indices_agrees_with_read_many(tmp_path_factory, method, batch, data):
+    images, labels = batch
+    store = open_store(method, tmp_path_factory.mktemp(method))
+    store.store_many(images, labels)
+    positions = data.draw(st.lists(st.integers(0, len(images) - 1), max_size=12))
+    everything, all_labels = store.read_many(len(images))
+    back, back_labels = store.read_indices(positions)
+    assert_same(back, everything[positions] if positions else everything[:0])
+    assert_same(back_labels, all_labels[positions] if positions else all_labels[:0])
+    assert len(store) == len(images)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_two_stores_of_one_folder_see_each_others_batches(tmp_path, method):
+    reader, writer = open_store(method, tmp_path), open_store(method, tmp_path)
+    first = random_images(6, seed=9)
+    writer.store_many(first, np.arange(6))
+    assert_same(reader.read_indices([5])[0], first[[5]])
+    assert_same(reader.read_many(6)[0], first)
+    second = random_images(4, seed=10)
+    writer.store_many(second, np.arange(4))
+    reader.close()  # a batch replaced by another store is seen after close()
+    assert_same(writer.read_indices([3, 0])[0], second[[3, 0]])
+    assert_same(reader.read_indices([3, 0])[0], second[[3, 0]])
+    assert len(reader) == 4

@@ -115,6 +115,27 @@ def check_batch(images: object, labels: object) -> tuple[np.ndarray, np.ndarray]
     return np.ascontiguousarray(images), labels_array.astype(np.int64)
 
 
+def check_indices(indices: object) -> np.ndarray:
+    """Positions into a batch as a 1-D int64 array, or ImageFormatError naming what is wrong."""
+    try:
+        positions = np.asarray(indices)
+    except (ValueError, TypeError, OverflowError) as error:
+        raise ImageFormatError(f"indices must be a sequence of integers ({error})") from None
+    if positions.ndim != 1:
+        raise ImageFormatError(
+            f"indices has shape {positions.shape}; expected a 1-D sequence of positions, e.g. [3, 0, 7]"
+        )
+    if positions.size == 0:
+        return np.empty(0, dtype=np.int64)
+    if positions.dtype.kind not in "iu" or positions.dtype == np.uint64:
+        raise ImageFormatError(f"indices must be integers, got dtype {positions.dtype} ({positions[:3]}...)")
+    positions = positions.astype(np.int64, copy=False)
+    if positions.min() < 0:
+        first = int(positions[np.argmax(positions < 0)])
+        raise ImageFormatError(f"index {first} is negative; positions count from 0")
+    return positions
+
+
 def check_count(num_images: object, stored: int, where: Path) -> int:
     """The number of images to read, or an error if it is not a positive int within what was stored."""
     if isinstance(num_images, (bool, np.bool_)) or not isinstance(num_images, (int, np.integer)):
@@ -126,6 +147,41 @@ def check_count(num_images: object, stored: int, where: Path) -> int:
             f"asked for {num_images} images but the batch in {where} holds {stored}"
         )
     return int(num_images)
+
+
+class BatchReader(ABC):
+    """A finished batch held open for random access by one process (see ``Store.batch_reader``).
+
+    ``count``, ``shape`` and ``dtype`` describe the batch. ``read_one`` and ``read_indices`` take positions
+    already checked to be in range (the store checks them), so each method's hot path is only its read.
+    """
+
+    #: Set once the reader can no longer be used; the store then opens a new one.
+    closed = False
+
+    def __init__(self, path: Path, count: int, shape: tuple[int, ...], dtype: np.dtype) -> None:
+        self.path = path
+        self.count = count
+        self.shape = tuple(shape)
+        self.dtype = np.dtype(dtype)
+
+    @abstractmethod
+    def read_one(self, index: int) -> tuple[np.ndarray, int]:
+        """Image ``index`` (a fresh array the caller owns) and its label."""
+
+    def read_indices(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Images and labels at ``indices`` (int64, in range, any order, repeats allowed), in that order.
+
+        One ``read_one`` per position into a preallocated array; methods with a faster bulk path override it.
+        """
+        images = np.empty((len(indices), *self.shape), dtype=self.dtype)
+        labels = np.empty(len(indices), dtype=np.int64)
+        for position, index in enumerate(indices.tolist()):
+            images[position], labels[position] = self.read_one(index)
+        return images, labels
+
+    def close(self) -> None:
+        """Release what the reader holds open."""
 
 
 class Store(ABC):
@@ -146,6 +202,8 @@ class Store(ABC):
         self.root = Path(root)
         self.durable = durable
         self.root.mkdir(parents=True, exist_ok=True)
+        self._reader: BatchReader | None = None
+        self._reader_pid = -1
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(root={str(self.root)!r}, durable={self.durable})"
@@ -174,6 +232,7 @@ class Store(ABC):
         """
         images, labels = check_batch(images, labels)
         self._check_space_for(images)
+        self.close()
         final = self.batch_path
         partial = self.partial_path
         removing = final.with_name(final.name + REMOVING_SUFFIX)
@@ -235,6 +294,10 @@ class Store(ABC):
 
     def read_many(self, num_images: int) -> tuple[np.ndarray, np.ndarray]:
         """The first ``num_images`` images and labels of the batch."""
+        return self._read_batch(self.finished_batch_path(), num_images)
+
+    def finished_batch_path(self) -> Path:
+        """Where the complete batch is; IncompleteStoreError or ImageNotFoundError when there is none."""
         final = self.batch_path
         if not final.exists():
             partial = self.partial_path
@@ -244,7 +307,44 @@ class Store(ABC):
                     f"store_many); call clear() and store the batch again"
                 )
             raise ImageNotFoundError(f"no batch stored in {self.root}; call store_many first")
-        return self._read_batch(final, num_images)
+        return final
+
+    # -- random access, beyond the article -------------------------------------------------------
+    def __len__(self) -> int:
+        """Images in the batch; 0 when there is none."""
+        if self._reader is None and not self.batch_path.exists():
+            return 0
+        return self.batch_reader().count
+
+    def __bool__(self) -> bool:  # a store with no batch yet is still a store
+        return True
+
+    def read_indices(self, indices: object) -> tuple[np.ndarray, np.ndarray]:
+        """Images and labels at these positions of the batch, in the order asked (repeats allowed).
+
+        Positions count from 0 in the order ``store_many`` was given; an empty list gives arrays of length
+        0 with the batch's image shape.
+        """
+        positions = check_indices(indices)
+        reader = self.batch_reader()
+        if positions.size and positions.max() >= reader.count:
+            raise ImageNotFoundError(
+                f"index {int(positions.max())} is out of range: the batch in {self.root} holds "
+                f"{reader.count} images (positions 0 to {reader.count - 1})"
+            )
+        return reader.read_indices(positions)
+
+    def batch_reader(self) -> BatchReader:
+        """The batch held open for random access in this process, opened on first use.
+
+        It stays open until ``close()``, ``clear()`` or the next ``store_many`` through this store; a batch
+        replaced from another process is seen after ``close()``. A forked child opens its own.
+        """
+        reader = self._reader
+        if reader is None or reader.closed or self._reader_pid != os.getpid():
+            reader = self._open_reader(self.finished_batch_path())
+            self._reader, self._reader_pid = reader, os.getpid()
+        return reader
 
     # -- bookkeeping -------------------------------------------------------------------------------
     @property
@@ -272,6 +372,9 @@ class Store(ABC):
 
     def close(self) -> None:
         """Release open handles; the store reopens them when used again."""
+        reader, self._reader = self._reader, None
+        if reader is not None and self._reader_pid == os.getpid() and not reader.closed:
+            reader.close()
 
     def __enter__(self) -> "Store":
         return self
@@ -300,6 +403,10 @@ class Store(ABC):
     @abstractmethod
     def _read_batch(self, path: Path, num_images: int) -> tuple[np.ndarray, np.ndarray]:
         """Read the first ``num_images`` of the batch at ``path``; validate with check_count."""
+
+    @abstractmethod
+    def _open_reader(self, path: Path) -> BatchReader:
+        """Open the finished batch at ``path`` for random access (CorruptStoreError if it is damaged)."""
 
     @classmethod
     @abstractmethod

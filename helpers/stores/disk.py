@@ -36,7 +36,7 @@ from PIL import Image
 from helpers import space
 from helpers.errors import CorruptStoreError, ImageNotFoundError
 from helpers.fileio import spread_subfolders, write_atomically, write_new_file
-from helpers.stores.base import Store, check_count, check_image_shape
+from helpers.stores.base import BatchReader, Store, check_count, check_image_shape
 
 # Below this many images a pool costs more than it saves.
 PARALLEL_THRESHOLD = 256
@@ -269,15 +269,7 @@ class DiskStore(Store):
         (path / "batch.json").write_text(json.dumps(batch))
 
     def _read_batch(self, path: Path, num_images: int) -> tuple[np.ndarray, np.ndarray]:
-        batch_file = path / "batch.json"
-        try:
-            batch = json.loads(batch_file.read_text())
-            count, shape, dtype = int(batch["count"]), tuple(batch["shape"]), np.dtype(batch["dtype"])
-            check_image_shape(shape, dtype)
-        except FileNotFoundError:
-            raise CorruptStoreError(f"{batch_file}: file is missing from the store") from None
-        except (ValueError, KeyError, TypeError) as error:
-            raise CorruptStoreError(f"{batch_file}: not a batch description ({error})") from None
+        count, shape, dtype = read_batch_description(path)
         num_images = check_count(num_images, count, path)
         labels = self._read_labels(path / "labels.csv", num_images)
         chunks = bounds(num_images, READ_CHUNK_IMAGES)
@@ -290,6 +282,9 @@ class DiskStore(Store):
             images = _read_range(str(path), 0, num_images, shape, dtype.str)
         return images, labels
 
+    def _open_reader(self, path: Path) -> "PngReader":
+        return PngReader(path)
+
     @staticmethod
     def _read_labels(path: Path, num_images: int) -> np.ndarray:
         rows = read_csv(path)
@@ -300,6 +295,32 @@ class DiskStore(Store):
         if len(labels) != num_images:
             raise CorruptStoreError(f"{path}: holds {len(labels)} labels, expected {num_images} (truncated)")
         return labels
+
+
+def read_batch_description(path: Path) -> tuple[int, tuple[int, ...], np.dtype]:
+    """(count, image shape, dtype) of the batch folder ``path``, from its batch.json."""
+    batch_file = path / "batch.json"
+    try:
+        batch = json.loads(batch_file.read_text())
+        count, shape, dtype = int(batch["count"]), tuple(batch["shape"]), np.dtype(batch["dtype"])
+        check_image_shape(shape, dtype)
+    except FileNotFoundError:
+        raise CorruptStoreError(f"{batch_file}: file is missing from the store") from None
+    except (ValueError, KeyError, TypeError) as error:
+        raise CorruptStoreError(f"{batch_file}: not a batch description ({error})") from None
+    return count, shape, dtype
+
+
+class PngReader(BatchReader):
+    """The labels read once; each image is its own PNG file, opened and decoded when asked for."""
+
+    def __init__(self, path: Path) -> None:
+        count, shape, dtype = read_batch_description(path)
+        super().__init__(path, count, shape, dtype)
+        self.labels = DiskStore._read_labels(path / "labels.csv", count)
+
+    def read_one(self, index: int) -> tuple[np.ndarray, int]:
+        return decode_png(png_path(self.path, index), self.shape, self.dtype), int(self.labels[index])
 
 
 def read_csv(path: Path) -> list[list[str]]:

@@ -20,7 +20,7 @@ import numpy as np
 from helpers import space
 from helpers.errors import CorruptStoreError, ImageNotFoundError, StorageReportError
 from helpers.fileio import replaced_when_written
-from helpers.stores.base import Store, check_count, check_stored
+from helpers.stores.base import BatchReader, Store, check_count, check_stored
 
 FORMAT = "image-storage-report/1"
 FILE_OVERHEAD = 16 * 1024  # superblock, object headers, attributes of one file (measured: ~6 KiB)
@@ -91,15 +91,7 @@ class Hdf5Store(Store):
     def _read_batch(self, path: Path, num_images: int) -> tuple[np.ndarray, np.ndarray]:
         try:
             with open_for_reading(path) as file:
-                check_format(file, path)
-                images_data = dataset(file, "images", path)
-                labels_data = dataset(file, "labels", path)
-                check_stored(images_data.shape[1:], images_data.dtype, path)
-                if labels_data.shape != images_data.shape[:1] or labels_data.dtype.kind not in "iu":
-                    raise CorruptStoreError(
-                        f"{path}: {labels_data.shape[0] if labels_data.shape else 0} labels "
-                        f"for {images_data.shape[0]} images"
-                    )
+                images_data, labels_data = batch_datasets(file, path)
                 num_images = check_count(num_images, images_data.shape[0], path)
                 images = np.empty((num_images, *images_data.shape[1:]), dtype=images_data.dtype)
                 images_data.read_direct(images, np.s_[:num_images])
@@ -109,6 +101,46 @@ class Hdf5Store(Store):
         except (OSError, ValueError, TypeError, KeyError) as error:
             raise CorruptStoreError(f"{path}: cannot read the batch ({error})") from None
         return images, labels
+
+    def _open_reader(self, path: Path) -> "Hdf5Reader":
+        return Hdf5Reader(path)
+
+
+def batch_datasets(file: h5py.File, path: Path) -> tuple[h5py.Dataset, h5py.Dataset]:
+    """The ``images`` and ``labels`` datasets of a batch file, checked to belong together."""
+    check_format(file, path)
+    images_data = dataset(file, "images", path)
+    labels_data = dataset(file, "labels", path)
+    check_stored(images_data.shape[1:], images_data.dtype, path)
+    if labels_data.shape != images_data.shape[:1] or labels_data.dtype.kind not in "iu":
+        raise CorruptStoreError(
+            f"{path}: {labels_data.shape[0] if labels_data.shape else 0} labels "
+            f"for {images_data.shape[0]} images"
+        )
+    return images_data, labels_data
+
+
+class Hdf5Reader(BatchReader):
+    """The batch file kept open read-only; labels read once, images one ``ds[i]`` at a time."""
+
+    def __init__(self, path: Path) -> None:
+        self.file = open_for_reading(path)
+        try:
+            self.images, labels = batch_datasets(self.file, path)
+            self.labels = labels[()].astype(np.int64)
+        except BaseException:
+            self.file.close()
+            raise
+        super().__init__(path, self.images.shape[0], self.images.shape[1:], self.images.dtype)
+
+    def read_one(self, index: int) -> tuple[np.ndarray, int]:
+        try:
+            return self.images[index], int(self.labels[index])
+        except (OSError, ValueError) as error:
+            raise CorruptStoreError(f"{self.path}: cannot read image {index} ({error})") from None
+
+    def close(self) -> None:
+        self.file.close()
 
 
 def check_format(file: h5py.File, path: Path) -> None:

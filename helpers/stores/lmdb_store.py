@@ -14,6 +14,7 @@ import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import lmdb
 import numpy as np
@@ -21,7 +22,7 @@ import numpy as np
 from helpers import space
 from helpers.errors import CorruptStoreError, ImageNotFoundError
 from helpers.stores import codec
-from helpers.stores.base import Store, check_count, check_image_shape
+from helpers.stores.base import BatchReader, Store, check_count, check_image_shape
 
 BATCH_KEY = b"__batch__"
 CHUNK = 1024  # images per buffer when encoding or decoding a batch
@@ -162,19 +163,99 @@ class LmdbStore(Store):
         os.truncate(path / "data.mdb", used)
 
     def _read_batch(self, path: Path, num_images: int) -> tuple[np.ndarray, np.ndarray]:
-        # A finished batch never changes, so readers need no lock table (and never write lock.mdb).
-        with open_environment(path, write=False, lock=False) as env, env.begin(buffers=True) as txn:
-            raw = txn.get(BATCH_KEY)
-            if raw is None:
-                raise CorruptStoreError(f"{path}: the batch record is missing (incomplete or foreign environment)")
-            try:
-                batch = json.loads(bytes(raw))
-                count, shape, dtype = int(batch["count"]), tuple(batch["shape"]), np.dtype(batch["dtype"])
-                check_image_shape(shape, dtype)
-            except (ValueError, KeyError, TypeError, OverflowError) as error:
-                raise CorruptStoreError(f"{path}: unreadable batch record ({error})") from None
-            num_images = check_count(num_images, count, path)
-            return read_values(txn, path, num_images, shape, dtype)
+        reader = LmdbReader.acquire(path)
+        try:
+            num_images = check_count(num_images, reader.count, path)
+            return read_values(reader.txn, path, num_images, reader.shape, reader.dtype)
+        finally:
+            reader.close()
+
+    def _open_reader(self, path: Path) -> "LmdbReader":
+        return LmdbReader.acquire(path)
+
+
+def batch_record(txn: lmdb.Transaction, path: Path) -> tuple[int, tuple[int, ...], np.dtype]:
+    """(count, image shape, dtype) from the batch's ``__batch__`` record."""
+    raw = txn.get(BATCH_KEY)
+    if raw is None:
+        raise CorruptStoreError(f"{path}: the batch record is missing (incomplete or foreign environment)")
+    try:
+        batch = json.loads(bytes(raw))
+        count, shape, dtype = int(batch["count"]), tuple(batch["shape"]), np.dtype(batch["dtype"])
+        check_image_shape(shape, dtype)
+    except (ValueError, KeyError, TypeError, OverflowError) as error:
+        raise CorruptStoreError(f"{path}: unreadable batch record ({error})") from None
+    return count, shape, dtype
+
+
+class LmdbReader(BatchReader):
+    """One read-only environment and one read transaction kept open for the life of the reader.
+
+    A finished batch never changes, so the transaction never goes stale and needs no lock table (readers
+    never write lock.mdb). py-lmdb opens an environment once per process, so stores of one folder share
+    the reader (``acquire``) and the last ``close`` closes it.
+    """
+
+    _open: ClassVar[dict[str, "LmdbReader"]] = {}
+
+    @classmethod
+    def acquire(cls, path: Path) -> "LmdbReader":
+        reader = cls._open.get(str(path))
+        if reader is not None and reader.pid != os.getpid():
+            # Inherited through fork: py-lmdb refuses a second open of the path until this copy is closed.
+            # Closing it unmaps only this process's view (no lock table), the parent's reader is untouched.
+            reader.txn.abort()
+            reader.env.close()
+            reader = None
+        elif reader is not None and reader.inode != data_inode(path):
+            reader.release()  # a batch since replaced under this name; its holders reopen (``closed``)
+            reader = None
+        if reader is None:
+            reader = cls._open[str(path)] = cls(path)
+        reader.users += 1
+        return reader
+
+    def __init__(self, path: Path) -> None:
+        self.pid, self.users = os.getpid(), 0
+        self.env = open_environment(path, write=False, lock=False)
+        try:
+            self.txn = self.env.begin(buffers=True)
+            count, shape, dtype = batch_record(self.txn, path)
+        except BaseException:
+            self.env.close()
+            raise
+        super().__init__(path, count, shape, dtype)
+        self.inode = data_inode(path)
+        self.header = codec.encode_header(shape, dtype, 0)[: LABEL.start]
+        self.value_size = codec.HEADER_SIZE + int(np.prod(shape)) * self.dtype.itemsize
+        self.pixel_count = int(np.prod(shape))
+
+    def read_one(self, index: int) -> tuple[np.ndarray, int]:
+        value = self.txn.get(image_key(index))
+        if value is None or len(value) != self.value_size or value[: LABEL.start] != self.header:
+            raise CorruptStoreError(f"{self.path}: the value of key {image_key(index).decode()} is missing or damaged")
+        image = np.frombuffer(value, self.dtype, self.pixel_count, codec.HEADER_SIZE).reshape(self.shape)
+        return image.copy(), int.from_bytes(value[LABEL], "little", signed=True)
+
+    def close(self) -> None:
+        self.users -= 1
+        if self.users <= 0 and self.pid == os.getpid():
+            self.release()
+
+    def release(self) -> None:
+        if not self.closed:
+            self.closed = True
+            if self._open.get(str(self.path)) is self:
+                del self._open[str(self.path)]
+            self.txn.abort()
+            self.env.close()
+
+
+def data_inode(path: Path) -> int:
+    try:
+        return (path / "data.mdb").stat().st_ino
+    except FileNotFoundError:
+        return -1
 
 
 def batch_keys(start: int, stop: int) -> list[bytes]:

@@ -17,7 +17,7 @@ import numpy as np
 from helpers import space
 from helpers.errors import CorruptStoreError, ImageNotFoundError
 from helpers.fileio import replaced_when_written
-from helpers.stores.base import Store, check_count, check_stored
+from helpers.stores.base import BatchReader, Store, check_count, check_stored
 
 
 def load_array(path: Path, mmap: bool = False) -> np.ndarray:
@@ -70,11 +70,7 @@ class NpyStore(Store):
         np.save(path / "labels.npy", labels)
 
     def _read_batch(self, path: Path, num_images: int) -> tuple[np.ndarray, np.ndarray]:
-        header = load_array(path / "images.npy", mmap=True)  # shape and dtype without reading pixels
-        labels = load_array(path / "labels.npy")
-        check_stored(header.shape[1:], header.dtype, path / "images.npy")
-        if labels.shape != header.shape[:1]:
-            raise CorruptStoreError(f"{path}: {labels.shape} labels for {header.shape[0]} images")
+        header, labels = open_batch(path)  # shape and dtype without reading pixels
         count = header.shape[0]
         num_images = check_count(num_images, count, path)
         del header
@@ -82,4 +78,38 @@ class NpyStore(Store):
             images = load_array(path / "images.npy")
         else:
             images = np.array(load_array(path / "images.npy", mmap=True)[:num_images])
-        return images, labels[:num_images].astype(np.int64)
+        return images, labels[:num_images]
+
+    def _open_reader(self, path: Path) -> "NpyReader":
+        return NpyReader(path)
+
+
+def open_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The batch's images memory-mapped and its labels as int64, checked to belong together."""
+    images = load_array(path / "images.npy", mmap=True)
+    labels = load_array(path / "labels.npy")
+    check_stored(images.shape[1:], images.dtype, path / "images.npy")
+    if labels.shape != images.shape[:1] or labels.dtype.kind not in "iu":
+        raise CorruptStoreError(f"{path}: {labels.shape} labels for {images.shape[0]} images")
+    return images, labels.astype(np.int64)
+
+
+class NpyReader(BatchReader):
+    """The images memory-mapped (``np.load(mmap_mode="r")``): a random read is a copy out of the map."""
+
+    def __init__(self, path: Path) -> None:
+        self.images, self.labels = open_batch(path)
+        super().__init__(path, len(self.images), self.images.shape[1:], self.images.dtype)
+
+    def read_one(self, index: int) -> tuple[np.ndarray, int]:
+        return np.array(self.images[index]), int(self.labels[index])
+
+    def read_indices(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # In file order, so that a cold read moves forward through the file; then back in the order asked.
+        order = np.argsort(indices, kind="stable")
+        images = np.empty((len(indices), *self.shape), dtype=self.dtype)
+        images[order] = self.images[indices[order]]
+        return images, self.labels[indices]
+
+    def close(self) -> None:
+        self.images = self.labels = None
