@@ -39,3 +39,7 @@ class InsufficientSpaceError(StorageReportError, OSError):
 
 class DatasetError(StorageReportError):
     """A dataset that is missing, malformed or unsafe to load."""
+
+
+class UnknownCodecError(StorageReportError, ValueError):
+    """A codec name that is not known, or a level or quality out of its range, or a codec a method refuses."""
