@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from helpers.errors import ImageFormatError, ImageNotFoundError, IncompleteStoreError, UnknownMethodError
+from helpers.errors import (
+    ImageFormatError,
+    ImageNotFoundError,
+    IncompleteStoreError,
+    UnknownCodecError,
+    UnknownMethodError,
+)
 from helpers.stores import FLOOR, names, open_store, store_class
 from helpers.stores import codec
 from helpers.stores.disk import DiskStore
@@ -352,3 +358,15 @@ def test_two_stores_of_one_folder_see_each_others_batches(tmp_path, method):
     assert_same(writer.read_indices([3, 0])[0], second[[3, 0]])
     assert_same(reader.read_indices([3, 0])[0], second[[3, 0]])
     assert len(reader) == 4
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_compression_the_method_does_not_take_is_refused_with_what_it_accepts(tmp_path, method):
+    cls = store_class(method)
+    assert isinstance(cls.compressions, tuple)
+    with pytest.raises(UnknownCodecError, match=rf"the {method} method does not take compression 'lz77'"):
+        open_store(method, tmp_path, compression="lz77")
+    assert open_store(method, tmp_path, compression=None).compression is None
+    for accepted in cls.compressions:
+        store = open_store(method, tmp_path, compression=accepted)
+        assert pickle.loads(pickle.dumps(store)).compression == store.compression

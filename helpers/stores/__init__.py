@@ -32,9 +32,14 @@ def store_class(name: str) -> type[Store]:
     return getattr(importlib.import_module(module_name), class_name)
 
 
-def open_store(name: str, root: str | os.PathLike[str], *, durable: bool = False) -> Store:
-    """The store ``name`` in the folder ``root`` (created if needed)."""
-    return store_class(name)(root, durable=durable)
+def open_store(
+    name: str, root: str | os.PathLike[str], *, durable: bool = False, compression: str | None = None
+) -> Store:
+    """The store ``name`` in the folder ``root`` (created if needed).
+
+    ``compression`` is one of the method's ``compressions`` (None: the method's own default).
+    """
+    return store_class(name)(root, durable=durable, compression=compression)
 
 
 __all__ = ["FLOOR", "REGISTRY", "Store", "names", "open_store", "store_class"]

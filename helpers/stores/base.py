@@ -23,6 +23,7 @@ from helpers.errors import (
     ImageNotFoundError,
     IncompleteStoreError,
     InsufficientSpaceError,
+    UnknownCodecError,
 )
 from helpers.fileio import fsync_path, fsync_tree, remove
 from helpers.measure import disk_usage, regular_files
@@ -198,15 +199,36 @@ class Store(ABC):
     #: Name of the batch inside ``root`` (a file or a folder).
     batch_name: ClassVar[str]
 
-    def __init__(self, root: str | os.PathLike[str], *, durable: bool = False) -> None:
+    #: What ``compression=`` accepts for this method (codec names of ``helpers.codecs``, or the method's
+    #: own filters); empty: the method stores what it stores and takes no other compression.
+    compressions: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(
+        self, root: str | os.PathLike[str], *, durable: bool = False, compression: str | None = None
+    ) -> None:
         self.root = Path(root)
         self.durable = durable
+        self.compression = self.check_compression(compression)
         self.root.mkdir(parents=True, exist_ok=True)
         self._reader: BatchReader | None = None
         self._reader_pid = -1
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(root={str(self.root)!r}, durable={self.durable})"
+        extra = f", compression={self.compression!r}" if self.compression else ""
+        return f"{type(self).__name__}(root={str(self.root)!r}, durable={self.durable}{extra})"
+
+    @classmethod
+    def check_compression(cls, compression: object) -> str | None:
+        """``compression`` as this method records it; UnknownCodecError naming what the method accepts."""
+        if compression is None:
+            return None
+        family = str(compression).strip().lower().partition(":")[0]
+        if not isinstance(compression, str) or family not in cls.compressions:
+            accepted = ", ".join(cls.compressions) if cls.compressions else "no compression= (None only)"
+            raise UnknownCodecError(
+                f"the {cls.name} method does not take compression {compression!r}; it accepts: {accepted}"
+            )
+        return compression.strip().lower()
 
     # -- the article's four operations -------------------------------------------------------------
     def store_single(self, image: np.ndarray, image_id: int, label: int) -> None:
@@ -384,10 +406,10 @@ class Store(ABC):
 
     def __getstate__(self) -> dict:
         # Handles (LMDB environments, HDF5 files) are per process: a worker reopens its own.
-        return {"root": self.root, "durable": self.durable}
+        return {"root": self.root, "durable": self.durable, "compression": self.compression}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["root"], durable=state["durable"])
+        self.__init__(state["root"], durable=state["durable"], compression=state.get("compression"))
 
     # -- what each method implements -----------------------------------------------------------
     @abstractmethod

@@ -212,8 +212,10 @@ class DiskStore(Store):
     trade_off = "PNG compresses each image (zlib), costing CPU on every write and read; one file per image."
     batch_name = "many"
 
-    def __init__(self, root, *, durable: bool = False, workers: int | None = None) -> None:
-        super().__init__(root, durable=durable)
+    def __init__(
+        self, root, *, durable: bool = False, compression: str | None = None, workers: int | None = None
+    ) -> None:
+        super().__init__(root, durable=durable, compression=compression)
         self.workers = workers if workers is not None else (os.cpu_count() or 1)
 
     @classmethod
