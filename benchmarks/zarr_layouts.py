@@ -28,7 +28,7 @@ from helpers.datasets import synthetic
 from helpers.measure import disk_usage
 from helpers.stores import zarr_store
 
-LAYOUTS = [(16, 4096), (32, 512), (64, 1024), (64, 2048), (64, 8192), (128, 2048), (128, 4096), (256, 4096),
+LAYOUTS = [(16, 4096), (32, 512), (32, 4096), (64, 1024), (64, 2048), (64, 8192), (128, 2048), (128, 4096), (256, 4096),
            (512, 8192)]
 ONE_PER_CHUNK = [(1, 1024), (1, 4096), (1, 10000)]
 SINGLE_READS = 300

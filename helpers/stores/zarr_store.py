@@ -4,43 +4,46 @@ Written with zarr-python (3.x); any Zarr v3 reader opens it: ``zarr.open_group("
 Single images are one small group each, ``single/<id>.zarr``, holding an array ``image`` (one chunk) and
 the label as the group attribute ``label``; each is written beside its final name and renamed into place.
 
-Layout, chosen by measurement (100,000 CIFAR-shaped images, 307 MB of pixels, uint8; warm page cache; two
-cores shared with other jobs, so each figure moved by up to 2x between runs; "single" is one random image
-through TensorStore, "read" is every image, floor = ``np.load`` of one ``.npy``, 0.025-0.05 s)::
+Layout, chosen by measurement (``benchmarks/zarr_layouts.py``; 100,000 CIFAR-shaped images, 307 MB of
+pixels, uint8, warm page cache, floor = ``np.save``/``np.load`` of one ``.npy``: 0.05-0.2 s to write,
+0.025-0.05 s to read). Each layout was measured in two or three runs on two cores shared with other jobs,
+so a range is given where runs disagreed; "single" is one random image through TensorStore::
 
-    images per chunk / per shard   allocated   store_many   read (zarr / tensorstore)   single
-    1 / - (no sharding)            ~1.6 GB     100,000 files: not worth finishing
-    1 / 1024                       310 MB      15.1 s       10.3 s / 1.00 s            64 us
-    1 / 4096                       310 MB      23.0 s       14.2 s / 1.12 s            48 us
-    1 / 10000                      309 MB      16.5 s       14.1 s / 0.76 s            54 us
-    16 / 4096                      308 MB       1.5 s       0.58 s / 0.31 s            87 us
-    32 / 512                       310 MB       1.3 s       0.64 s / 0.29 s            50 us
-    64 / 1024                      309 MB       0.94 s      0.35 s / 0.26 s            51 us
-    64 / 2048                      308 MB       0.82 s      0.30 s / 0.27 s            45 us
-    64 / 8192                      308 MB       1.5-2.2 s   0.35 s / 0.37 s            59 us
-    128 / 2048                     308 MB       0.68 s      0.48 s / 0.29 s           142 us
-    128 / 4096                     308 MB       0.69 s      0.40-0.64 s / 0.15-0.17 s  130-250 us
-    256 / 4096                     308 MB       0.52 s      0.19 s / 0.15-0.26 s      263 us
-    512 / 8192                     309 MB       0.69 s      0.12 s / 0.25 s           354 us
-    1024 / - (no sharding)                                  0.11 s / 0.25 s
+    images per chunk / per shard   allocated   store_many   read all: zarr / TensorStore   single
+    1 / - (no sharding)            ~1.6 GB     one file per image (the issue's prototype; not re-run)
+    1 / 1024                       310 MB      15.1 s       10.3 s / 1.00 s                64 us
+    1 / 4096                       310 MB      23.0 s       14.2 s / 1.12 s                48 us
+    1 / 10000                      309 MB      16.5 s       14.1 s / 0.76 s                54 us
+    16 / 4096                      307 MB      1.5-5.0 s    0.58-8.1 s / 0.31-0.85 s       87-256 us
+    32 / 512                       308 MB      1.3-2.2 s    0.64-1.6 s / 0.29-0.36 s       50-95 us
+    32 / 4096                      308 MB      0.83 s       0.65 s / 0.18 s                88 us
+    64 / 1024                      308 MB      0.74-0.94 s  0.35-0.56 s / 0.23-0.26 s      51-114 us
+    64 / 2048                      308 MB      0.72-0.82 s  0.30-0.39 s / 0.27-0.47 s      45-113 us
+    64 / 8192                      307 MB      0.47-2.2 s   0.31-0.35 s / 0.31-0.37 s      59-225 us
+    128 / 2048                     308 MB      0.36-0.68 s  0.19-0.48 s / 0.29-0.43 s      142-168 us
+    128 / 4096 (chosen)            308 MB      0.26-0.69 s  0.19-0.64 s / 0.15-0.21 s      130-250 us
+    256 / 4096                     308 MB      0.24-0.55 s  0.19-0.31 s / 0.14-0.30 s      254-321 us
+    512 / 8192                     308 MB      0.30-0.69 s  0.12-0.59 s / 0.24-0.32 s      354-422 us
+    1024 / - (no sharding)         -           -            0.11 s / 0.25 s                -
 
 One image per chunk is what random access would like, but zarr-python spends tens of microseconds per chunk
 on both sides, so a batch of 100,000 takes 15-23 s to write and 10-14 s to read. Sharding keeps the file
 count down either way (one image per chunk and no shards is one file per image, 1.6 GB allocated for
-307 MB of pixels). Writing grows faster than linearly with the chunks in one shard (64 per shard took
-twice as long as 32), so shards hold 32 chunks. Chunks of about 384 KiB (128 CIFAR images) keep the whole
-batch within 1.01x the raw bytes, write in 0.5-0.7 s and read in 0.15 s, at ~150-250 us for one random
-image (a whole chunk is read and checksummed for it). Chunks are sized in bytes, so a 512x512 16-bit scan
-gets one chunk per image and 32 images per shard.
+307 MB of pixels). Chunks of about 384 KiB (128 CIFAR images) are the smallest that write and read the whole
+batch about as fast as any layout tried (0.3-0.7 s, 0.15-0.2 s through TensorStore), at 130-250 us for one
+random image: a whole chunk is read and checksummed for it. Smaller chunks halve that single read but make
+bulk reads and writes 1.5-10x slower; larger ones gain nothing in bulk. 32 chunks to a shard gives 25 files
+of 12.6 MB for 100,000 images; more chunks per shard gained nothing and in one run wrote 2-3x slower.
+Chunks are sized in bytes, so a 512x512 16-bit scan gets one chunk per image and 32 images per shard.
 
 Every chunk, the labels and every shard index carry a CRC-32C (the ``crc32c`` codec, checked by both
 readers), so a damaged byte is reported rather than read as a pixel. ``write_empty_chunks`` is on, so every
 chunk is written even when it is all zeros: a missing chunk or shard is damage, never "fill value". On
 opening, each shard file's size is compared with the size its chunks make (a truncated shard is named).
 
-Reads go through TensorStore, which reads the same files much faster than zarr-python (which costs
-0.5-0.9 ms per call for one image, TensorStore 50-250 us; every image: 0.15 s against 0.4 s). TensorStore
-cannot be used in a process forked after it started its threads (it aborts the child), so such a child
+Reads go through TensorStore, which reads the same files faster than zarr-python: one image costs
+0.5-0.9 ms per call with zarr-python, 130-250 us with TensorStore; the whole batch 0.15-0.2 s against
+0.2-0.6 s. TensorStore cannot be used in a process forked after it started its threads (it aborts the child), so such a child
 (a fork-based DataLoader worker, say) reads with zarr-python instead: same files, same checks, slower.
 A spawned worker uses TensorStore. ``durable`` flushes every file and folder written (the base class's
 fsync of the whole batch folder); zarr-python itself does not sync.
