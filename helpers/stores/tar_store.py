@@ -12,7 +12,8 @@ Shards are plain ustar archives: every header is the one ``tarfile.TarInfo.tobuf
 (mode 0644, owner 0, mtime 0), the end is tarfile's two zero blocks padded to its 10,240-byte record, and
 tests check that the files are byte for byte what ``tarfile`` itself writes. The headers are made from
 ``tobuf`` templates with the key and checksum filled in with array operations, because ``tarfile.addfile``
-costs ~20 us per member (4 s for 100,000 images against the raw floor's 0.1 s).
+with ``np.save`` per image took 64 us per member here (12.7 s for 100,000 images; the floor writes them in
+0.05-0.2 s, this store in 0.3-0.6 s).
 
 A shard holds at most SHARD_BYTES (64 MiB, 13,107 CIFAR images): big enough that the file count stays
 small (8 shards for 100,000 images) and sequential reads are long, small enough that DataLoader workers
