@@ -97,7 +97,7 @@ def check(report: Report, operation: str, name: str, ratio: float, detail: str) 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=100_000)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--methods", default=",".join(FORMATS), help="comma-separated, of " + ", ".join(FORMATS))
     parser.add_argument("--work-dir", default=None, help="where stores are written (default: a temp folder)")
     args = parser.parse_args()

@@ -113,16 +113,22 @@ class SampleLayout:
 
 
 class SampleWriter:
-    """Builds the bytes of consecutive samples with array operations, from ``tarfile`` header templates."""
+    """Builds the bytes of consecutive samples with array operations, from ``tarfile`` header templates.
+
+    Headers of one batch differ only in the key's digits, the .cls size and so the checksum: each checksum
+    is its template's byte sum (key digits left out) plus the sum of the key's digits.
+    """
 
     def __init__(self, layout: SampleLayout) -> None:
         self.layout = layout
         digits = layout.key_digits
         key = "0" * digits
         self.cls_headers = np.stack([header(f"{key}.cls", length) for length in range(LABEL_TEXT + 1)])
-        self.npy_template = header(f"{key}.npy", layout.npy_bytes)
+        self.cls_sums = template_sums(self.cls_headers, digits)
+        npy_template = header(f"{key}.npy", layout.npy_bytes)[np.newaxis]
+        self.npy_sum = template_sums(npy_template, digits)[0]
         self.buffer = np.zeros((CHUNK, layout.stride), dtype=np.uint8)
-        self.buffer[:, layout.npy_data - BLOCK : layout.npy_data] = self.npy_template
+        self.buffer[:, layout.npy_data - BLOCK : layout.npy_data] = npy_template
         header_bytes = np.frombuffer(layout.npy_header, dtype=np.uint8)
         self.buffer[:, layout.npy_data : layout.npy_data + len(header_bytes)] = header_bytes
         self.powers = 10 ** np.arange(digits - 1, -1, -1, dtype=np.int64)
@@ -139,21 +145,28 @@ class SampleWriter:
         records[:, BLOCK : BLOCK + LABEL_TEXT] = texts.view(np.uint8).reshape(count, LABEL_TEXT)
         npy_header = records[:, layout.npy_data - BLOCK : layout.npy_data]
         keys = (np.arange(start, start + count, dtype=np.int64)[:, None] // self.powers) % 10 + ord("0")
-        for block in (cls_header, npy_header):
+        key_sums = keys.sum(axis=1)
+        for block, sums in ((cls_header, self.cls_sums[lengths]), (npy_header, self.npy_sum)):
             block[:, : layout.key_digits] = keys
-            fill_checksums(block)
+            block[:, CHECKSUM.start : CHECKSUM.start + 6] = octal_digits(sums + key_sums, 6)
         pixels = records[:, layout.npy_data + len(layout.npy_header) : layout.npy_data + layout.npy_bytes]
         pixels[:] = images.reshape(count, -1).view(np.uint8)
         return memoryview(records).cast("B")
 
 
-def fill_checksums(headers: np.ndarray) -> None:
-    """Each header's checksum as tarfile writes it: the byte sum with the field as spaces, "%06o\\0 "."""
-    headers[:, CHECKSUM] = ord(" ")
-    total = headers.sum(axis=1, dtype=np.int64)
-    shifts = np.arange(15, -1, -3, dtype=np.int64)
-    headers[:, CHECKSUM.start : CHECKSUM.start + 6] = (total[:, None] >> shifts) % 8 + ord("0")
-    headers[:, CHECKSUM.start + 6] = 0
+def template_sums(headers: np.ndarray, key_digits: int) -> np.ndarray:
+    """Each template header's checksum base as ustar defines it: the byte sum with the checksum field
+    counted as eight spaces, here without the key's digits (added per sample)."""
+    counted = headers.astype(np.int64)
+    counted[:, CHECKSUM] = ord(" ")
+    counted[:, :key_digits] = 0
+    return counted.sum(axis=1)
+
+
+def octal_digits(values: np.ndarray, width: int) -> np.ndarray:
+    """``values`` as ``width`` ASCII octal digits each (what "%06o" writes for width 6)."""
+    shifts = np.arange(3 * (width - 1), -1, -3, dtype=np.int64)
+    return ((np.asarray(values, dtype=np.int64)[..., np.newaxis] >> shifts) % 8 + ord("0")).astype(np.uint8)
 
 
 def write_shards(folder: Path, images: np.ndarray, labels: np.ndarray) -> SampleLayout:
