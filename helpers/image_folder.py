@@ -287,9 +287,12 @@ def _read_headers(paths: Sequence[str]) -> list[Header]:
     return [read_header(Path(path)) for path in paths]
 
 
-def _read_chunk(paths: Sequence[str], pixel_type: str, shape: tuple[int, int]) -> np.ndarray:
+def _read_chunk(paths: Sequence[str], pixel_type: str, shape: tuple[int, int],
+                out: np.ndarray | None = None) -> np.ndarray:
+    """The images of ``paths``, decoded into ``out`` (a new array when None)."""
     dtype, channels = PIXEL_TYPES[pixel_type]
-    out = np.empty((len(paths), *shape, channels), dtype=dtype)
+    if out is None:
+        out = np.empty((len(paths), *shape, channels), dtype=dtype)
     for index, path in enumerate(paths):
         values = read_pixels(Path(path), pixel_type, shape)
         if values.shape[:2] != shape:
@@ -304,7 +307,7 @@ def _read_chunk_into(array_path: str, count: int, first: int, paths: Sequence[st
     """Decode ``paths`` into images ``first...`` of the shared array in the file ``array_path``."""
     dtype, channels = PIXEL_TYPES[pixel_type]
     shared = np.memmap(array_path, dtype=dtype, mode="r+", shape=(count, *shape, channels))
-    shared[first:first + len(paths)] = _read_chunk(paths, pixel_type, shape)
+    _read_chunk(paths, pixel_type, shape, out=shared[first:first + len(paths)])
     del shared  # unmapped: the pages stay in the file, which the caller maps too
 
 
