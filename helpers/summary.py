@@ -73,6 +73,14 @@ def pick(summary: pd.DataFrame, method: str, operation: str, n_images: int | Non
     return None if rows.empty else rows.iloc[0]
 
 
+def stored_methods(summary: pd.DataFrame, n: int):
+    """(method, its store_many row at ``n``) for every method measured at ``n``, in the figures' order."""
+    for method in ordered_methods(summary["method"]):
+        stored = pick(summary, method, "store_many", n)
+        if stored is not None:
+            yield method, stored
+
+
 def largest_cutoff(summary: pd.DataFrame) -> int:
     rows = summary[summary["operation"] == "store_many"]
     if rows.empty:
@@ -301,10 +309,7 @@ def conclusions_table(summary: pd.DataFrame) -> pd.DataFrame:
     """One row per method at the largest cutoff: times, ratio to the floor, and space."""
     n = largest_cutoff(summary)
     rows = []
-    for method in ordered_methods(summary["method"]):
-        stored = pick(summary, method, "store_many", n)
-        if stored is None:
-            continue
+    for method, stored in stored_methods(summary, n):
         warm = pick(summary, method, "read_many", n, "warm")
         cold = pick(summary, method, "read_many", n, "cold")
         rows.append({
@@ -541,10 +546,7 @@ def large_table(summary: pd.DataFrame) -> pd.DataFrame:
     """Per method at the largest count: store, reads in order and shuffled (warm, cold), throughput, disk."""
     n = largest_cutoff(summary)
     rows = []
-    for method in ordered_methods(summary["method"]):
-        stored = pick(summary, method, "store_many", n)
-        if stored is None:
-            continue
+    for method, stored in stored_methods(summary, n):
         row = {"method": method_label(method), "store": timed(stored)}
         for operation, label in LARGE_READS:
             for cache in ("warm", "cold"):
