@@ -116,8 +116,8 @@ class ParquetStore(arrow_table.TableStore):
         extra = apparent_bytes / n_images - raw_image_bytes
         return (f"Parquet keeps the pixels uncompressed as fixed-size values, {rows:,} images per row group "
                 f"({-(-n_images // rows):,} groups here); the key column (8 bytes per image), the "
-                f"dictionary-encoded labels, page headers and the footer add {extra:,.0f} bytes per image ({extra / raw_image_bytes:.1%} "
-                f"of the pixels). One file, so only its last block is rounded up.")
+                f"dictionary-encoded labels, page headers and the footer add {extra:,.0f} bytes per image "
+                f"({extra / raw_image_bytes:.1%} of the pixels). One file, so only its last block is rounded up.")
 
     def _open_reader(self, path: Path) -> "ParquetReader":
         return ParquetReader(path)
