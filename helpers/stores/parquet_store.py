@@ -12,29 +12,32 @@ pixel byte, but verifying them tripled the time to read a batch and quintupled a
 
 Row groups. Parquet can read no less than one column chunk of one row group, so a random read decodes its
 whole row group and the group's size sets both costs: small groups make random reads cheap and add a
-fixed cost per group to bulk reads. Measured on 100,000 CIFAR-shaped images (3,072 bytes each; medians
-of several runs on a shared two-core machine, the NumPy floor at 0.03-0.06 s to write, 0.025-0.04 s to read
-and 1.5-3.5 µs per random image in the same runs):
+fixed cost per group (about 60 µs of pyarrow's work) to bulk reads. ``benchmarks/parquet_row_groups.py``
+on 100,000 CIFAR-shaped images (3,072 bytes each), each layout against the NumPy floor measured next to
+it (a shared two-core machine under heavy load, so single ratios move by about 1.5x between runs):
 
 ==============  ==========  =========  ==================
 rows per group  store_many  read_many  random single read
 ==============  ==========  =========  ==================
-64              0.49 s      0.24 s     81 µs
-128             0.22 s      0.11 s     74 µs
-256             0.20 s      0.10 s     103 µs
-1,024           0.33 s      0.23 s     273 µs
-4,096           0.20 s      0.12 s     2,550 µs
-16,384          0.20 s      0.12 s     8,750 µs
+64              3.0x        3.6x       84 µs (12x)
+128             2.6x        2.8x       97 µs (14x)
+256             2.5x        3.8x       147 µs (22x)
+1,024           2.4x        4.8x       400 µs (56x)
+4,096           2.2x        3.6x       4,910 µs (700x)
+16,384          (noise)     3.4x       15,070 µs (2,200x)
 ==============  ==========  =========  ==================
 
-Bulk reads and writes stop improving at about 128-256 rows; random reads grow with the group from there.
-So a group holds ``ROW_GROUP_BYTES`` (768 KiB: 256 CIFAR images, one 512x512 16-bit scan per group for
-large images) of pixels. ``benchmarks/parquet_row_groups.py`` repeats the measurement.
+Bulk reads and writes stop improving past 128-256 rows (the differences there are within the noise);
+random reads grow with the group from 256 rows on. So a group holds ``ROW_GROUP_BYTES`` (768 KiB: 256
+CIFAR images; one 512x512 16-bit scan per group for large images): half the groups, so half the fixed
+cost, of 128 rows, for a random read that stays under 0.2 ms. No writer option measured closed the gap
+to the floor's write (larger data pages, ``write_batch_size``, page format 2.0: all within 5%): pyarrow
+copies each value into its page buffer before writing it, where ``np.save`` writes the array directly.
 
 A random read (``read_one``) costs one row-group read and decode: pyarrow's per-call work (locating the
 column chunks, building a one-group table, about 60 µs whatever the size) plus copying the group's pixels
-(768 KiB) out of the page cache; the reader keeps the last decoded group, so neighbouring reads are a
-copy of one image. ``read_indices`` decodes each group it needs once per call.
+(768 KiB) out of the page cache into the decoded buffer, which the reader keeps (viewed, not copied
+again) for the next read: neighbouring reads are a copy of one image. ``read_indices`` decodes each group it needs once per call.
 
 Damage: a truncated file loses its footer and is refused; pyarrow checks page headers and sizes, and the
 schema is checked against the metadata. Like HDF5 and ``.npy``, the pixel bytes carry no checksum (see
@@ -141,13 +144,21 @@ class ParquetReader(arrow_table.TableReader):
             raise CorruptStoreError(f"{self.path}: cannot read the first key ({error})") from None
 
     def group(self, group: int) -> tuple[np.ndarray, np.ndarray]:
-        """(images, labels) of one row group, decoded once and kept until another group is asked for."""
+        """(images, labels) of one row group, decoded once and kept until another group is asked for.
+
+        The images are a read-only view of the decoded Arrow buffer (kept alive with it), not a copy.
+        """
         if group != self.cached_group:
             rows = int(self.starts[group + 1] - self.starts[group])
-            images = np.empty((rows, *self.shape), self.dtype)
-            labels = np.empty(rows, np.int64)
-            self.decode(lambda: self.file.read_row_group(group, columns=["label", "image"], use_threads=False),
-                        images, labels, f"row group {group}")
+            try:
+                table = self.file.read_row_group(group, columns=["label", "image"], use_threads=False)
+                chunks = table.column("image").chunks
+                if table.num_rows != rows or table.column("label").null_count or len(chunks) != 1:
+                    raise ValueError(f"{table.num_rows} rows in {len(chunks)} chunks, expected {rows} labelled rows")
+                images = arrow_table.pixels_of(chunks[0], self.shape, self.dtype)
+                labels = table.column("label").to_numpy()
+            except READ_ERRORS as error:
+                raise CorruptStoreError(f"{self.path}: cannot read row group {group} ({error})") from None
             self.cached_group, self.cached = group, (images, labels)
         return self.cached
 
