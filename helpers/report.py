@@ -30,16 +30,18 @@ from pathlib import Path
 import nbformat
 
 from helpers.fileio import write_atomically
+from helpers.stores import FLOOR, names
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 NOTEBOOKS = ("00-setup", "01-single-image", "02-many-images", "03-disk-usage", "05-large-images", "09-conclusions")
 KERNEL = "python3"
-TITLE = "Storing lots of images in Python: PNG files, LMDB and HDF5, measured"
+TITLE = "Storing lots of images in Python: PNG files, LMDB, HDF5 and today's formats, measured"
 
 DEFAULT_CUTOFFS = [10, 100, 1000, 10000, 100000]
 QUICK_CUTOFFS = [10, 100, 1000]
-DEFAULT_METHODS = ["disk", "lmdb", "hdf5"]
+#: Every registered storage method but the floor (which is always measured beside them), in report order.
+DEFAULT_METHODS = [name for name in names() if name != FLOOR]
 DEFAULT_REPEATS = 3
 DEFAULT_LARGE_CUTOFFS = [10, 100, 1000]
 QUICK_LARGE_CUTOFFS = [10, 100]
@@ -381,7 +383,8 @@ def merge(executed: Sequence[Path], parameters: dict, notes: Sequence[str] = ())
         nbformat.v4.new_markdown_cell(
             f"# {TITLE}\n\nThe experiments of the article \"Three Ways of Storing and Accessing Lots of Images "
             "in Python\" (PNG files on disk, LMDB, HDF5), repeated on this machine with repeated timings, "
-            "warm and cold reads, measured disk usage and a raw NumPy reference floor."
+            "warm and cold reads, measured disk usage and a raw NumPy reference floor, next to the formats "
+            "teams pick today (those in the run's `methods`: Zarr, WebDataset tar shards, Parquet, Arrow, SQLite)."
         ),
         nbformat.v4.new_markdown_cell(banner),
         nbformat.v4.new_markdown_cell('<div class="report-toc">\n\n' + "\n".join(contents) + "\n\n</div>"),

@@ -285,7 +285,11 @@ def disk_explanation(summary: pd.DataFrame, raw_image_bytes: int) -> str:
         share = apparent / raw_image_bytes
         sizes = (f"{apparent:,.0f} bytes per image in file lengths ({share:.2f} x raw), {allocated:,.0f} bytes "
                  f"allocated ({allocated / raw_image_bytes:.2f} x raw)")
-        if method == "disk":
+        note = stores.store_class(method).disk_usage_note(
+            n, int(stored["bytes_apparent"]), int(stored["bytes_allocated"]), raw_image_bytes)
+        if note:
+            why = note
+        elif method == "disk":
             why = (f"PNG compresses each image (to {share:.0%} of its raw pixels here), but every image is a "
                    f"file of its own, and a file occupies whole 4 KiB blocks: a file of ~{apparent:,.0f} bytes "
                    f"still takes a full block, plus its name in the folder.")
@@ -299,7 +303,7 @@ def disk_explanation(summary: pd.DataFrame, raw_image_bytes: int) -> str:
         elif method == stores.FLOOR:
             why = "The NumPy floor is the raw array in one file: the least any uncompressed method can take."
         else:
-            why = "See the method's module for its layout."
+            why = stores.store_class(method).trade_off
         lines.append(f"- **{method_label(method)}**: {sizes}. {why}")
     return "\n".join(lines)
 
@@ -397,10 +401,24 @@ def recommendations(many: pd.DataFrame, single: pd.DataFrame | None = None,
               f"favours {method_label(best)}**")
     if second:
         advice += f", then {method_label(second)} ({times(reads[1][1] / reads[0][1])} slower to read)"
+    others = [CHOOSE_WHEN[m] for m in ordered_methods(many["method"]) if m in CHOOSE_WHEN]
     lines.append(advice + ". Choose PNG files when images must stay viewable and editable one by one, "
                  "LMDB when you need keyed random access and transactions, HDF5 when the set is one "
-                 "array that is written once and read in slices.")
+                 "array that is written once and read in slices" + "".join(f"; {o}" for o in others) + ".")
     return "\n".join(lines)
+
+
+#: When each of today's formats is the right pick whatever its speed here: what it offers that the
+#: measurements do not show (the numbers above say what it costs).
+CHOOSE_WHEN = {
+    "zarr": "Zarr when the set is an array read in chunks from object storage or by many workers",
+    "tar": "WebDataset tar shards when a training job streams the set sequentially from many shards",
+    "parquet": "Parquet when images travel with tabular data to analytics tools (pandas, DuckDB, Spark) "
+               "and are read in bulk, not at random",
+    "arrow": "Arrow IPC when a training loop reads at random from local disk (the layout Hugging Face "
+             "datasets keeps)",
+    "sqlite": "SQLite when images are added, replaced and looked up one by one, with transactions, in one file",
+}
 
 
 ARTICLE_RATIOS = (

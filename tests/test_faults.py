@@ -572,6 +572,11 @@ def expect_named_error(store: Store, operation: str, argument: int, named: Path)
     assert named.name in message, message
 
 
+def zero_last_bytes(path: Path) -> None:
+    """Zero the end of a file: the footer and closing magic of Parquet and Arrow IPC files."""
+    overwrite(path, path.stat().st_size - 16, bytes(16))
+
+
 def garble(path: Path) -> None:
     path.write_bytes(b"{not json" + bytes(range(200, 256)))
 
@@ -619,6 +624,17 @@ def damage_cases():
         ("tar", "npy-header-garbage", many_file("shard-000000.tar"), lambda p: overwrite(p, 1536 + 5120, b"NUMPY"),
          "read_many", 10),
         ("tar", "single-tar-cut", lambda s: s.root / "single" / "2.tar", truncate_to_half, "read_single", 2),
+        ("parquet", "file-cut-in-half", many_file(""), truncate_to_half, "read_many", 10),
+        ("parquet", "footer-magic-zeroed", many_file(""), zero_last_bytes, "read_many", 10),
+        ("parquet", "cut-random-access", many_file(""), truncate_to_half, "read_indices", [299, 3]),
+        ("parquet", "single-cut", lambda s: s.root / "single" / "2.parquet", truncate_to_half, "read_single", 2),
+        ("arrow", "file-cut-in-half", many_file(""), truncate_to_half, "read_many", 10),
+        ("arrow", "footer-magic-zeroed", many_file(""), zero_last_bytes, "read_indices", [299, 3]),
+        ("arrow", "single-cut", lambda s: s.root / "single" / "2.arrow", truncate_to_half, "read_single", 2),
+        ("sqlite", "file-cut-in-half", many_file(""), truncate_to_half, "read_many", 300),
+        ("sqlite", "cut-random-access", many_file(""), truncate_to_half, "read_indices", [299, 3]),
+        ("sqlite", "header-zeroed", many_file(""), lambda p: overwrite(p, 0, bytes(100)), "read_many", 10),
+        ("sqlite", "single-cut", lambda s: s.root / "single.sqlite", truncate_to_half, "read_single", 2),
     ]
     return [
         pytest.param(m, locate, damage, op, arg, id=f"{m}-{what}")

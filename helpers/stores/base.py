@@ -436,6 +436,14 @@ class Store(ABC):
         """Disk space ``n_images`` images of a valid shape and dtype may take, allocated blocks included, on
         the high side (``helpers.space`` has the shared rules): as one batch, or one by one if ``single``."""
 
+    @classmethod
+    def disk_usage_note(cls, n_images: int, apparent_bytes: int, allocated_bytes: int, raw_image_bytes: int) -> str:
+        """Why a batch of ``n_images`` took these measured bytes (file lengths, allocated blocks) when each
+        image has ``raw_image_bytes`` of pixels: a sentence or two of markdown for the report's disk-usage
+        chapter, its numbers computed from the arguments. "" (the default) makes the report fall back to
+        ``trade_off``."""
+        return ""
+
 
 def allocated_bytes(path: Path) -> int:
     """Disk space a file or folder tree takes (blocks actually allocated), 0 if it does not exist."""
