@@ -154,8 +154,11 @@ def run_many(
         raise ValueError("durable must be True, False, or a non-empty list of them")
 
     # Each store keeps one batch at a time: the largest cutoff of every method must fit at once.
-    needed = space.experiment_bytes(methods, cutoffs, images.shape[1:], images.dtype, include_single=False)
-    space.check_free_space(work_dir, needed, f"{len(methods)} stores of up to {max(cutoffs):,} images")
+    needed = stores.experiment_bytes(methods, cutoffs, images.shape[1:], images.dtype, include_single=False)
+    files = stores.experiment_files(methods, cutoffs, include_single=False)
+    space.check_free_space(
+        work_dir, needed, f"{len(methods)} stores of up to {max(cutoffs):,} images", needed_files=files
+    )
     steps = [(method, n) for method in methods for n in cutoffs]
     rows: list[dict] = []
     for method, n in progress_bar(steps, progress):

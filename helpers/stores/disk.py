@@ -226,6 +226,13 @@ class DiskStore(Store):
         labels = space.round_to_blocks(n_images * CSV_ROW_BYTES + 64)
         return n_images * png + labels + space.BLOCK + 3 * space.DIRECTORY_ENTRY + space.BLOCK  # + folder
 
+    @classmethod
+    def files_needed(cls, n_images: int, single: bool) -> int:
+        if single:  # <id>.png and <id>.csv, the single/ folder and a temporary file while one is written
+            return 2 * int(n_images) + 2
+        shards = -(-int(n_images) // SHARD_IMAGES)
+        return int(n_images) + shards + 3  # a PNG per image, a folder per shard, labels.csv, batch.json, many/
+
     def _store_single(self, image: np.ndarray, image_id: int, label: int) -> None:
         png, meta = self.single_path(image_id, ".png"), self.single_path(image_id, ".csv")
         png.parent.mkdir(exist_ok=True)
