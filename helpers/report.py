@@ -108,8 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the notebooks and write the report (HTML and PDF) with the timing graphs.",
     )
     parser.add_argument("--dataset", default="auto",
-                        help='"auto" (local CIFAR-10, else download, else synthetic), "cifar10", "synthetic", '
-                             "or the path of a CIFAR-10 folder (default: auto)")
+                        help='"auto" (CIFAR-10 from data/raw, else synthetic; never downloads: `make data` does), '
+                             '"cifar10" (an error if missing), "synthetic", or the path of a CIFAR-10 folder '
+                             "(default: auto)")
     parser.add_argument("--quick", action="store_true",
                         help=f"small profile: cutoffs {QUICK_CUTOFFS}, 1 repeat (explicit options still win)")
     parser.add_argument("--cutoffs", type=parse_ints, default=None,
