@@ -277,7 +277,9 @@ def progress_bar(steps: list[tuple[str, int]], enabled: bool):
     if not enabled:
         yield from steps
         return
-    from tqdm.auto import tqdm
+    # Plain text: tqdm.auto inside a kernel warns (TqdmExperimentalWarning) or wants ipywidgets; the report
+    # shows this bar on the console through the kernel's stderr anyway.
+    from tqdm import tqdm
 
     with tqdm(steps, desc="methods x cutoffs", unit="step") as bar:
         for method, n in bar:

@@ -26,10 +26,14 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import nbformat
 
 from helpers.fileio import write_atomically
+
+if TYPE_CHECKING:
+    from traitlets.config import Config
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
@@ -189,6 +193,24 @@ def kernel_environment() -> None:
         os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), path) if p)
 
 
+def kernel_config() -> Config:
+    """Kernel-manager settings for papermill: the kernel's sockets encrypted, so it does not warn that it
+    "is running over TCP without encryption" once per notebook.
+
+    jupyter_client 8.10 provisions CurveZMQ keys to kernels whose spec declares support
+    (``KernelManager.transport_encryption = "auto"``; ipykernel's does). With an older jupyter_client or a
+    libzmq without Curve, the kernel talks over IPC sockets instead, which that warning names as the other
+    remedy (local files, no TCP port at all).
+    """
+    import zmq
+    from jupyter_client.manager import KernelManager
+    from traitlets.config import Config
+
+    if KernelManager.class_traits().get("transport_encryption") is not None and zmq.has("curve"):
+        return Config({"KernelManager": {"transport_encryption": "auto"}})
+    return Config({"KernelManager": {"transport": "ipc"}})
+
+
 def run_notebooks(
     names: Sequence[str], parameters: dict, executed_dir: Path, *, notebooks_dir: Path = NOTEBOOKS_DIR,
     progress: bool = True,
@@ -211,6 +233,7 @@ def run_notebooks(
                 cwd=str(notebooks_dir), progress_bar=progress, log_output=False,
                 # the notebooks' own progress bars (method and image count being measured) go to stderr
                 stderr_file=sys.stderr if progress else None,
+                config=kernel_config(),  # papermill passes it on to nbclient, which hands it to the kernel manager
             )
         except PapermillExecutionError as error:
             raise ReportError(

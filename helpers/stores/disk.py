@@ -150,11 +150,22 @@ def worker_pool() -> ProcessPoolExecutor:
         if method == "forkserver":
             context.set_forkserver_preload([__name__])
         _pool = ProcessPoolExecutor(
-            max_workers=os.cpu_count() or 1, mp_context=context, initializer=die_with_parent
+            max_workers=os.cpu_count() or 1, mp_context=context, initializer=start_worker
         )
         _pool_owner = os.getpid()
         atexit.register(_pool.shutdown)
     return _pool
+
+
+def start_worker() -> None:
+    """Run in each worker as it starts: ignore Ctrl-C, and die with the process that started it.
+
+    SIGINT is for the parent: a terminal's Ctrl-C, or jupyter_client interrupting a kernel as it shuts it
+    down, reaches the whole process group, workers included. A worker that took it would die with a
+    KeyboardInterrupt traceback each; the parent stops them itself (``in_pool`` cancels what is left).
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent()
 
 
 def die_with_parent() -> None:
