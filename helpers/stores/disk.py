@@ -18,16 +18,19 @@ from __future__ import annotations
 
 import atexit
 import csv
+import gc
 import io
 import json
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, wait
+from multiprocessing import forkserver, resource_tracker
 from pathlib import Path
 
 import numpy as np
@@ -143,18 +146,66 @@ def worker_pool() -> ProcessPoolExecutor:
     fork is fast and needs no ``if __name__ == "__main__"`` guard in the caller's script, but forking a
     process that runs other threads (a Jupyter kernel does) can deadlock the child; there, forkserver.
     """
-    global _pool, _pool_owner
+    global _pool, _pool_owner, _helpers_started
     if _pool is None or _pool_owner != os.getpid():
         method = "fork" if threading.active_count() == 1 else "forkserver"
         context = multiprocessing.get_context(method)
         if method == "forkserver":
             context.set_forkserver_preload([__name__])
+        # The forkserver and the resource tracker start with the first worker; note whether they are ours.
+        _helpers_started = (
+            method == "forkserver" and getattr(forkserver._forkserver, "_forkserver_pid", 0) is None,
+            method == "forkserver" and getattr(resource_tracker._resource_tracker, "_pid", 0) is None,
+        )
         _pool = ProcessPoolExecutor(
             max_workers=os.cpu_count() or 1, mp_context=context, initializer=start_worker
         )
         _pool_owner = os.getpid()
-        atexit.register(_pool.shutdown)
+        # Registered after multiprocessing's own exit handler, so it runs first (atexit is last in, first
+        # out): the pool is down before multiprocessing finalizes what is left.
+        atexit.register(stop_pool)
+        stop_with_kernel()
     return _pool
+
+
+_helpers_started = (False, False)  # (forkserver, resource tracker) started for the pool by this process
+_kernels_watched: set[int] = set()
+
+
+def stop_pool() -> None:
+    """Shut the pool down, waiting for its workers, then the forkserver and resource tracker it started.
+
+    In a Jupyter kernel this must happen before the kernel shuts down: ipykernel first terminates its
+    child processes, and the resource tracker ignores SIGTERM, so it outlives the few seconds
+    jupyter_client waits; the kernel is then killed before its exit handlers run, and the tracker reports
+    the pool's queue semaphores as leaked ("There appear to be 5 leaked semaphore objects"). Stopped here
+    in order, everything is released and the kernel has no children left to wait for.
+    """
+    global _pool
+    pool = _pool
+    if pool is None or _pool_owner != os.getpid():
+        return
+    _pool = None
+    pool.shutdown(wait=True, cancel_futures=True)
+    del pool
+    gc.collect()  # the queues' semaphores: their finalizers unlink them and tell the tracker
+    forkserver_ours, tracker_ours = _helpers_started
+    stop_forkserver = getattr(forkserver._forkserver, "_stop", None)  # private: guarded for other Pythons
+    if forkserver_ours and stop_forkserver is not None:
+        stop_forkserver()
+    stop_tracker = getattr(resource_tracker._resource_tracker, "_stop", None)
+    if tracker_ours and stop_tracker is not None:
+        stop_tracker()  # only once the forkserver, which holds the tracker's pipe too, is gone
+
+
+def stop_with_kernel() -> None:
+    """In an IPython kernel, stop the pool as soon as the kernel is asked to shut down (``exit_now``)."""
+    shell_module = sys.modules.get("IPython")  # never import IPython just to ask
+    shell = shell_module.get_ipython() if shell_module is not None else None
+    if shell is None or id(shell) in _kernels_watched or not shell.has_trait("exit_now"):
+        return
+    _kernels_watched.add(id(shell))
+    shell.observe(lambda change: stop_pool() if change["new"] else None, names="exit_now")
 
 
 def start_worker() -> None:
