@@ -542,12 +542,14 @@ def spread_note(summary: pd.DataFrame) -> str:
             f"**Spread between runs:** writing {n:,} images, each method's runs stayed within "
             f"{times(widest[0])} of each other ({described})."
         )
+    written = widest[2].get("bytes_allocated", float("nan"))
+    size = f" ({format_bytes(written)} here)" if np.isfinite(written) else ""
     return (
         f"**Spread between runs:** writing {n:,} images, the fastest and slowest runs of each method were "
         f"{described}. The widest, {method_label(widest[1])} at {times(widest[0])}, is this machine's, not "
         "the method's: every run wrote the same bytes into an emptied store, and the steps the code takes "
         "around the copy (for LMDB: reserving, opening, truncating and closing its file) take milliseconds "
-        "and vary little. What varies is the operating system's share: handing a new file hundreds of MB of fresh "
-        "page cache while the previous batch's pages are freed, and the CPU time other processes leave. "
+        "and vary little. What varies is the operating system's share: handing the new batch fresh page "
+        f"cache{size} while the previous batch's pages are freed, and the CPU time other processes leave. "
         "Compare methods by their medians; the range says how far one run on this machine can stray."
     )

@@ -10,7 +10,7 @@ from helpers import summary
 def summary_rows(spreads: dict[str, tuple[float, float, float]], n: int = 100_000) -> pd.DataFrame:
     rows = [
         dict(method=method, operation="store_many", n_images=n, cache="", durable=False, runs=3,
-             min=low, median=mid, max=high)
+             min=low, median=mid, max=high, bytes_allocated=float(n * 4096))
         for method, (low, mid, high) in spreads.items()
     ]
     rows.append(dict(method="lmdb", operation="store_many", n_images=10, cache="", durable=False, runs=3,
@@ -24,6 +24,7 @@ def test_a_wide_spread_is_given_with_its_numbers_and_called_the_machines():
     assert summary.format_seconds(0.150) in note and summary.format_seconds(0.593) in note
     assert "4.0x" in note and "LMDB at 4.0x" in note
     assert "machine" in note and "median" in note
+    assert summary.format_bytes(100_000 * 4096) in note  # the size of the batch the runs wrote
 
 
 def test_runs_that_agree_are_said_to_agree():
