@@ -5,9 +5,9 @@ pickled dicts) and the binary batches (``cifar-10-batches-bin``, fixed-size rows
 arbitrary code, so the python batches go through an unpickler that only rebuilds what a genuine batch
 holds: a uint8 array, lists, numbers and strings.
 
-When CIFAR-10 is not on disk (``make data`` downloads it; nothing else does), ``synthetic`` draws CIFAR-shaped images whose PNG size
-matches real photos, so the storage numbers stay meaningful; its ``source`` starts with "SYNTHETIC" so the
-report can say so loudly.
+When CIFAR-10 is not on disk (``make data`` downloads it; nothing else does), ``synthetic`` draws
+CIFAR-shaped images whose PNG size matches real photos, so the storage numbers stay meaningful; its
+``source`` starts with "SYNTHETIC" so the report can say so loudly.
 """
 
 from __future__ import annotations

@@ -112,9 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the notebooks and write the report (HTML and PDF) with the timing graphs.",
     )
     parser.add_argument("--dataset", default="auto",
-                        help='"auto" (CIFAR-10 from data/raw, else synthetic; never downloads: `make data` does), '
-                             '"cifar10" (an error if missing), "synthetic", or the path of a CIFAR-10 folder '
-                             "(default: auto)")
+                        help='"auto" (CIFAR-10 from data/raw, else synthetic; never downloads: `make data` '
+                             'does), "cifar10" (an error if missing), "synthetic", or the path of a CIFAR-10 '
+                             "folder (default: auto)")
     parser.add_argument("--quick", action="store_true",
                         help=f"small profile: cutoffs {QUICK_CUTOFFS}, 1 repeat (explicit options still win)")
     parser.add_argument("--cutoffs", type=parse_ints, default=None,
@@ -233,7 +233,7 @@ def run_notebooks(
                 cwd=str(notebooks_dir), progress_bar=progress, log_output=False,
                 # the notebooks' own progress bars (method and image count being measured) go to stderr
                 stderr_file=sys.stderr if progress else None,
-                config=kernel_config(),  # papermill passes it on to nbclient, which hands it to the kernel manager
+                config=kernel_config(),  # papermill passes it to nbclient, nbclient to the kernel manager
             )
         except PapermillExecutionError as error:
             raise ReportError(

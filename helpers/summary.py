@@ -534,7 +534,8 @@ def spread_note(summary: pd.DataFrame) -> str:
         return ""
     widest = max(spreads, key=lambda item: item[0])
     described = "; ".join(
-        f"{method_label(method)} {format_seconds(row['min'])} to {format_seconds(row['max'])} ({times(ratio)})"
+        f"{method_label(method)} {format_seconds(row['min'])} to {format_seconds(row['max'])} "
+        f"({times(ratio)})"
         for ratio, method, row in spreads
     )
     if widest[0] < SPREAD_WORTH_EXPLAINING:

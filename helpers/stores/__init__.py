@@ -104,7 +104,7 @@ def experiment_bytes(
 
 
 def experiment_files(methods: Iterable[str], cutoffs: Iterable[int], *, include_single: bool = True) -> int:
-    """Files (inodes) a whole experiment may create at its peak, counted as ``experiment_bytes`` counts bytes."""
+    """Files (inodes) a whole experiment may create at its peak, counted as ``experiment_bytes`` counts."""
     chosen, largest = _experiment_methods(methods, cutoffs)
     total = 0
     for method in chosen:

@@ -300,7 +300,9 @@ class Store(ABC):
                 f" (counting {space.human_bytes(reclaimed)} and {reclaimed_files:,} files freed by removing "
                 f"the previous batch)"
             )
-        space.check_free_space(self.root, needed - reclaimed, what, needed_files=needed_files - reclaimed_files)
+        space.check_free_space(
+            self.root, needed - reclaimed, what, needed_files=needed_files - reclaimed_files
+        )
 
     def _ran_out_of_space(self, error: Exception, needed: int) -> bool:
         """Whether a failed write failed for want of space (asked while its partial output still exists).
