@@ -117,7 +117,8 @@ def main() -> None:
             ms = {name: round(seconds * 1000) for name, seconds in phases.items()}
             print(
                 f"{'warm' if run == 0 else run:>4} {total * 1000:6.0f} {ms.get('fill', 0):6} "
-                f"{ms.get('reserve', 0):7} {ms.get('open', 0):4} {ms.get('truncate', 0):8} {ms.get('close', 0):5} "
+                f"{ms.get('reserve', 0):7} {ms.get('open', 0):4} "
+                f"{ms.get('truncate', 0):8} {ms.get('close', 0):5} "
                 f"{(after.ru_utime - usage.ru_utime) * 1000:5.0f} "
                 f"{(after.ru_stime - usage.ru_stime) * 1000:5.0f} "
                 f"{os.getloadavg()[0]:5.1f} {before['Dirty']:5} {before['Writeback']:9}"
