@@ -5,9 +5,9 @@ pickled dicts) and the binary batches (``cifar-10-batches-bin``, fixed-size rows
 arbitrary code, so the python batches go through an unpickler that only rebuilds what a genuine batch
 holds: a uint8 array, lists, numbers and strings.
 
-When CIFAR-10 is neither on disk nor downloadable, ``synthetic`` draws CIFAR-shaped images whose PNG size
-matches real photos, so the storage numbers stay meaningful; its ``source`` starts with "SYNTHETIC" so the
-report can say so loudly.
+When CIFAR-10 is not on disk (``make data`` downloads it; nothing else does), ``synthetic`` draws
+CIFAR-shaped images whose PNG size matches real photos, so the storage numbers stay meaningful; its
+``source`` starts with "SYNTHETIC" so the report can say so loudly.
 """
 
 from __future__ import annotations
@@ -645,20 +645,26 @@ def _resize(dataset: Dataset, n: int | None) -> Dataset:
     return Dataset(images=images, labels=labels, class_names=dataset.class_names, source=source)
 
 
-def _local_or_download(root: Path) -> Dataset:
-    if _find_batches_folder(root) is not None:
-        return load_cifar10(root)
-    return load_cifar10(download_cifar10(root))
+def _local(root: Path) -> Dataset:
+    """CIFAR-10 from the data folder; DatasetError saying how to get it (``make data``) when it is not there.
+
+    Never downloads: only ``make data`` (``download_cifar10``) goes to the network, so a report does not
+    wait on it or fetch 170 MB unasked.
+    """
+    if _find_batches_folder(root) is None:
+        raise DatasetError(f"CIFAR-10 is not in {root}. {_how_to_get_cifar10(root)}")
+    return load_cifar10(root)
 
 
 def load(source: str = "auto", n: int | None = None, *, size: int | tuple[int, int] | None = None) -> Dataset:
     """The dataset the experiments use, ``n`` images of it (None: all; more than it has: repeated).
 
-    ``source``: "auto" = CIFAR-10 from the data folder, else downloaded into it, else synthetic (the
-    ``source`` text says which and why); "cifar10" = local or downloaded CIFAR-10, an error if neither;
-    "synthetic"; "scans" (``synthetic_scans``, 512x512 16-bit, ``size`` their side); the path of a
-    CIFAR-10 folder; or the path of a folder of images (``load_folder``: ``n`` reads at most n of them,
-    never repeated, and ``size`` resizes them). The data folder is $IMAGE_REPORT_DATA or data/raw.
+    ``source``: "auto" = CIFAR-10 from the data folder, else synthetic (the ``source`` text says which, and
+    how to get the real one: ``make data``); "cifar10" = CIFAR-10 from the data folder, an error saying how
+    to get it if it is missing; "synthetic"; "scans" (``synthetic_scans``, 512x512 16-bit, ``size`` their
+    side); the path of a CIFAR-10 folder; or the path of a folder of images (``load_folder``: ``n`` reads at
+    most n of them, never repeated, and ``size`` resizes them). The data folder is $IMAGE_REPORT_DATA or
+    data/raw. Nothing here downloads: ``make data`` does (``download_cifar10``).
     """
     root = default_data_root()
     if source == "synthetic":
@@ -666,20 +672,17 @@ def load(source: str = "auto", n: int | None = None, *, size: int | tuple[int, i
     if source == "scans":
         return synthetic_scans(SCANS_DEFAULT_COUNT if n is None else n, **({"size": size} if size else {}))
     if source == "cifar10":
-        return _resize(_local_or_download(root), n)
+        return _resize(_local(root), n)
     if source == "auto":
         if _find_batches_folder(root) is not None:  # present but damaged is an error, not a fallback
             return _resize(load_cifar10(root), n)
-        try:
-            return _resize(load_cifar10(download_cifar10(root)), n)
-        except DatasetError as error:
-            stand_in = synthetic(CIFAR10_TRAIN_SIZE if n is None else n)
-            stand_in.source = (
-                f"{SYNTHETIC_PREFIX} stand-in: no CIFAR-10 found in {root} and the download failed "
-                f"({error}); using {len(stand_in):,} generated images of "
-                f"{len(SYNTHETIC_CLASS_NAMES)} shape classes with PNG sizes like CIFAR-10's photos"
-            )
-            return stand_in
+        stand_in = synthetic(CIFAR10_TRAIN_SIZE if n is None else n)
+        stand_in.source = (
+            f"{SYNTHETIC_PREFIX} stand-in: no CIFAR-10 found in {root}; using {len(stand_in):,} generated "
+            f"images of {len(SYNTHETIC_CLASS_NAMES)} shape classes with PNG sizes like CIFAR-10's photos. "
+            f"{_how_to_get_cifar10(root)}"
+        )
+        return stand_in
     if isinstance(source, (str, os.PathLike)) and Path(source).exists():
         if is_image_folder(source):
             from helpers.image_folder import NoImagesError

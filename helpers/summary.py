@@ -670,3 +670,56 @@ def photos_vs_scans_statement(many: pd.DataFrame, large: pd.DataFrame | None, ph
         lines.append(f"Further from the floor with large images, so their cost grows with the pixels (copying, "
                      f"compressing, pages of their own): {', '.join(farther)}.")
     return "\n".join(lines)
+
+
+#: Fastest-to-slowest ratio of a measurement's runs above which the report explains the spread.
+SPREAD_WORTH_EXPLAINING = 1.5
+
+
+def spread_note(summary: pd.DataFrame) -> str:
+    """How far the runs of each ``store_many`` at the largest cutoff spread, and what that spread is.
+
+    Measured for LMDB (issue 10): over repeats of 100,000 images, the steps LMDB's own code takes besides
+    copying the values (fallocate of the map, opening, truncating and closing the environment) took a
+    few milliseconds each and barely varied, map growth never happened, and the system's dirty and
+    writeback pages before a run did not predict its time. The whole spread was in the copy into the
+    memory map: the kernel's time for giving a new file fresh page-cache pages, and the CPU time left by
+    other processes. So the sentence is computed from this run's numbers and says the spread is the
+    machine's.
+    """
+    rows = summary[(summary["operation"] == "store_many") & (summary["cache"] == "")]
+    if rows.empty:
+        return ""
+    n = int(rows["n_images"].max())
+    rows = rows[(rows["n_images"] == n) & (rows["runs"] > 1)]
+    if "durable" in rows:
+        rows = rows[~rows["durable"].astype(bool)]
+    spreads = []
+    for method in ordered_methods(rows["method"].unique()):
+        row = rows[rows["method"] == method].iloc[0]
+        if row["min"] > 0:
+            spreads.append((row["max"] / row["min"], method, row))
+    if not spreads:
+        return ""
+    widest = max(spreads, key=lambda item: item[0])
+    described = "; ".join(
+        f"{method_label(method)} {format_seconds(row['min'])} to {format_seconds(row['max'])} "
+        f"({times(ratio)})"
+        for ratio, method, row in spreads
+    )
+    if widest[0] < SPREAD_WORTH_EXPLAINING:
+        return (
+            f"**Spread between runs:** writing {n:,} images, each method's runs stayed within "
+            f"{times(widest[0])} of each other ({described})."
+        )
+    written = widest[2].get("bytes_allocated", float("nan"))
+    size = f" ({format_bytes(written)} here)" if np.isfinite(written) else ""
+    return (
+        f"**Spread between runs:** writing {n:,} images, the fastest and slowest runs of each method were "
+        f"{described}. The widest, {method_label(widest[1])} at {times(widest[0])}, is this machine's, not "
+        "the method's: every run wrote the same bytes into an emptied store, and the steps the code takes "
+        "around the copy (for LMDB: reserving, opening, truncating and closing its file) take milliseconds "
+        "and vary little. What varies is the operating system's share: handing the new batch fresh page "
+        f"cache{size} while the previous batch's pages are freed, and the CPU time other processes leave. "
+        "Compare methods by their medians; the range says how far one run on this machine can stray."
+    )

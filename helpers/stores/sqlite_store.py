@@ -52,7 +52,6 @@ from pathlib import Path
 
 import numpy as np
 
-from helpers import space
 from helpers.errors import CorruptStoreError, ImageNotFoundError, StorageReportError
 from helpers.stores.base import BatchReader, Store, check_count, check_stored
 
