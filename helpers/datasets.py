@@ -21,14 +21,15 @@ import tempfile
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 from tqdm import tqdm  # plain text: tqdm.auto needs ipywidgets inside notebooks
 
+from helpers.dataset_core import SYNTHETIC_PREFIX, Dataset, is_synthetic_source, make_chunks_in_threads
+
+__all__ = ["Dataset", "is_synthetic_source", "load", "load_cifar10", "load_folder", "download_cifar10", "synthetic",
+           "synthetic_scans", "SYNTHETIC_PREFIX"]
 from helpers.errors import DatasetError
 from helpers.fileio import fsync_tree, remove
 
@@ -51,40 +52,8 @@ CIFAR10_TRAIN_SIZE = 50_000
 DATA_ENV = "IMAGE_REPORT_DATA"
 OFFLINE_ENV = "IMAGE_REPORT_OFFLINE"
 SOURCES = ("auto", "cifar10", "synthetic", "scans")
-SYNTHETIC_PREFIX = "SYNTHETIC"
 CONNECT_TIMEOUT_SECONDS = 10.0
 DOWNLOAD_CHUNK_BYTES = 1 << 20
-
-
-@dataclass
-class Dataset:
-    """Images ``(n, height, width, channels)`` uint8 with their labels, and where they came from."""
-
-    images: np.ndarray
-    labels: np.ndarray
-    class_names: list[str]
-    source: str
-
-    def __post_init__(self) -> None:
-        self.labels = np.asarray(self.labels, dtype=np.int64)
-        if self.images.ndim != 4:
-            raise DatasetError(f"images must be (n, height, width, channels), got shape {self.images.shape}")
-        if self.labels.shape != (len(self.images),):
-            raise DatasetError(
-                f"{len(self.images)} images but labels of shape {self.labels.shape}; expected one label each"
-            )
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    @property
-    def is_synthetic(self) -> bool:
-        return is_synthetic_source(self.source)
-
-
-def is_synthetic_source(source: object) -> bool:
-    """Whether a dataset description (``Dataset.source``, as recorded beside the results) is the stand-in."""
-    return str(source).startswith(SYNTHETIC_PREFIX)
 
 
 def default_data_root() -> Path:
@@ -458,7 +427,6 @@ SIDE = 32
 # Images are made in fixed chunks, each from its own seeded generator, so that synthetic(k) is a prefix of
 # synthetic(n) for k < n, and the work stays in the CPU cache.
 CHUNK_IMAGES = 256
-MAX_THREADS = 8
 # Tuned with benchmarks/synthetic_png_size.py so that Pillow's default PNG averages CIFAR-10's 2,270 bytes.
 _COARSE_SIZES = (2, 4, 8)  # colour and light vary slowly: per-channel grids, refined twice
 _DETAIL_SIZE = 16  # brightness detail, shared by the channels
@@ -579,21 +547,6 @@ def _synthetic_chunk(seed: int, chunk: int) -> np.ndarray:
     images = np.empty((count, SIDE, SIDE, 3), dtype=np.uint8)
     np.copyto(images, background.transpose(0, 2, 3, 1), casting="unsafe")
     return images
-
-
-def make_chunks_in_threads(make_chunk: Callable[[int], None], chunks: int) -> None:
-    """``make_chunk(0) ... make_chunk(chunks - 1)``, on one thread per core.
-
-    numpy releases the GIL in its array loops, so threads share the cores; as long as every chunk draws
-    from its own generator, the result does not depend on which thread made which chunk.
-    """
-    workers = min(chunks, os.cpu_count() or 1, MAX_THREADS)
-    if workers > 1:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            list(pool.map(make_chunk, range(chunks)))
-    else:
-        for chunk in range(chunks):
-            make_chunk(chunk)
 
 
 def synthetic(n: int, seed: int = 0) -> Dataset:

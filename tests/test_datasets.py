@@ -32,7 +32,7 @@ from cifar_fixtures import (
 )
 from PIL import Image
 
-from helpers import datasets
+from helpers import dataset_core, datasets
 from helpers.datasets import Dataset, download_cifar10, load, load_cifar10, synthetic
 from helpers.errors import DatasetError
 
@@ -629,7 +629,7 @@ def test_a_path_that_is_not_cifar10_is_refused(tmp_path, data_root):
 
 def test_synthetic_does_not_depend_on_the_number_of_threads(monkeypatch):
     threaded = synthetic(700, seed=5).images
-    monkeypatch.setattr(datasets, "MAX_THREADS", 1)
+    monkeypatch.setattr(dataset_core, "MAX_THREADS", 1)
     np.testing.assert_array_equal(synthetic(700, seed=5).images, threaded)
 
 
