@@ -33,6 +33,19 @@ PARTIAL_SUFFIX = ".partial"
 # A batch being deleted is renamed first, so a kill half-way through the deletion leaves no batch at all
 # rather than a batch with some of its files gone.
 REMOVING_SUFFIX = ".removing"
+#: Images larger than this are read with the kernel's read-ahead on, smaller ones without (see wants_readahead).
+READAHEAD_MIN_BYTES = 16 * 1024
+
+
+def wants_readahead(image_bytes: int) -> bool:
+    """Whether cold random reads of images of ``image_bytes`` each are faster with the kernel's read-ahead.
+
+    Read-ahead fetches about 128 KiB around a cold page: for a 3 KiB CIFAR-10 image that is 40 times the
+    bytes wanted (cold random reads measured about 3x slower with it), for a 512 KiB scan it turns a page
+    at a time into one large request (about 3.5x faster with it). Between the two, from a few pages on,
+    one larger request costs less than several page faults.
+    """
+    return image_bytes > READAHEAD_MIN_BYTES
 
 
 def check_image_shape(shape: tuple[int, ...], dtype: np.dtype, what: str = "image") -> None:
