@@ -127,9 +127,14 @@ def _write_range(folder: str, start: int, images: np.ndarray) -> None:
 
 
 def _read_range(folder: str, start: int, stop: int, shape: tuple[int, ...], dtype: str) -> np.ndarray:
-    out = np.empty((stop - start, *shape), dtype=dtype)
-    for index in range(start, stop):
-        out[index - start] = decode_png(png_path(folder, index), shape, np.dtype(dtype))
+    return _read_positions(folder, range(start, stop), shape, dtype)
+
+
+def _read_positions(folder: str, indices: Iterable[int], shape: tuple[int, ...], dtype: str) -> np.ndarray:
+    indices = list(indices)
+    out = np.empty((len(indices), *shape), dtype=dtype)
+    for position, index in enumerate(indices):
+        out[position] = decode_png(png_path(folder, int(index)), shape, np.dtype(dtype))
     return out
 
 
@@ -145,16 +150,21 @@ def worker_pool() -> ProcessPoolExecutor:
     """
     global _pool, _pool_owner
     if _pool is None or _pool_owner != os.getpid():
-        method = "fork" if threading.active_count() == 1 else "forkserver"
-        context = multiprocessing.get_context(method)
-        if method == "forkserver":
-            context.set_forkserver_preload([__name__])
         _pool = ProcessPoolExecutor(
-            max_workers=os.cpu_count() or 1, mp_context=context, initializer=die_with_parent
+            max_workers=os.cpu_count() or 1, mp_context=process_context(), initializer=die_with_parent
         )
         _pool_owner = os.getpid()
         atexit.register(_pool.shutdown)
     return _pool
+
+
+def process_context() -> multiprocessing.context.BaseContext:
+    """fork when this process runs one thread, else forkserver (see ``worker_pool``)."""
+    method = "fork" if threading.active_count() == 1 else "forkserver"
+    context = multiprocessing.get_context(method)
+    if method == "forkserver":
+        context.set_forkserver_preload([__name__, "helpers.loader"])
+    return context
 
 
 def die_with_parent() -> None:
@@ -283,7 +293,7 @@ class DiskStore(Store):
         return images, labels
 
     def _open_reader(self, path: Path) -> "PngReader":
-        return PngReader(path)
+        return PngReader(path, self.workers)
 
     @staticmethod
     def _read_labels(path: Path, num_images: int) -> np.ndarray:
@@ -314,13 +324,29 @@ def read_batch_description(path: Path) -> tuple[int, tuple[int, ...], np.dtype]:
 class PngReader(BatchReader):
     """The labels read once; each image is its own PNG file, opened and decoded when asked for."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, workers: int) -> None:
         count, shape, dtype = read_batch_description(path)
         super().__init__(path, count, shape, dtype)
         self.labels = DiskStore._read_labels(path / "labels.csv", count)
+        self.workers = workers
 
     def read_one(self, index: int) -> tuple[np.ndarray, int]:
-        return decode_png(png_path(self.path, index), self.shape, self.dtype), int(self.labels[index])
+        image = decode_png(png_path(self.path, index), self.shape, self.dtype)
+        # Pillow's array is a read-only view of its bytes; the caller owns what it gets (torch warns
+        # about read-only arrays), and a copy of one image is small next to its decoding.
+        return (image if image.flags.writeable else image.copy()), int(self.labels[index])
+
+    def read_indices(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # Long lists are decoded by the process pool, in chunks as read_many does; a mini-batch of up to
+        # READ_CHUNK_IMAGES stays in this process (a loader's workers are the parallelism there).
+        chunks = bounds(len(indices), READ_CHUNK_IMAGES)
+        if not use_pool(self.workers, len(indices), len(chunks)):
+            return super().read_indices(indices)
+        images = np.empty((len(indices), *self.shape), dtype=self.dtype)
+        calls = ((str(self.path), indices[a:b], self.shape, self.dtype.str) for a, b in chunks)
+        for (a, b), chunk in zip(chunks, in_pool(_read_positions, calls, self.workers)):
+            images[a:b] = chunk
+        return images, self.labels[indices]
 
 
 def read_csv(path: Path) -> list[list[str]]:
