@@ -27,8 +27,9 @@ import numpy as np
 from helpers.stores import Store
 from helpers.stores.disk import die_with_parent, process_context
 
-#: Batches each worker has in flight (read ahead of the consumer), and so shared-memory slots per worker.
-SLOTS_PER_WORKER = 2
+#: Batches each worker has in flight (read ahead of the consumer), and so shared-memory slots per worker:
+#: enough that a worker keeps reading while the parent waits for a core (2 cores, 3 processes).
+SLOTS_PER_WORKER = 4
 #: Seconds a worker gets to exit after being asked to, before it is terminated.
 STOP_TIMEOUT = 5.0
 
