@@ -613,3 +613,23 @@ def access_recommendations(access: pd.DataFrame, many: pd.DataFrame | None = Non
             advice += f", and {method_label(cold[0][0])} when the images are not in the page cache"
         lines.append(advice + ".")
     return "\n".join(lines)
+
+
+def access_cache_note(access: pd.DataFrame, cold_cache_possible: object = True) -> str:
+    """How much a cold page cache slowed each read pattern, and a caution when it could not be emptied."""
+    parts = []
+    for method in ordered_methods(access["method"]):
+        ratios = []
+        for operation, what in (("read_random", "random images"), ("read_epoch", "epoch")):
+            warm, cold = (_access_row(access, method, operation, cache) for cache in ("warm", "cold"))
+            if warm is not None and cold is not None:
+                ratios.append(f"{what} {times(cold['median'] / warm['median'])}")
+        if ratios:
+            parts.append(f"{method_label(method)} ({', '.join(ratios)})")
+    if not parts:
+        return "Cold reads were not measured in this run (`cold_cache=False`): every read above is warm."
+    text = "A cold read took this many times the warm one: " + "; ".join(parts) + "."
+    if cold_cache_possible is False:
+        text += (" **Caution:** the work folder's file system did not let the page cache be emptied (tmpfs, "
+                 "for instance), so the 'cold' reads here were served from memory too.")
+    return text

@@ -19,6 +19,8 @@ DOCUMENTED_PARAMETERS = {
     "work_dir": "../data/work",
     "results_dir": "../reports/results",
     "figures_dir": "../figures",
+    "batch_size": 256,
+    "workers": [1, 2],
 }
 MAX_CODE_LINES = 8
 

@@ -17,10 +17,12 @@ TINY = {"cutoffs": [10, 50], "methods": ["disk", "lmdb", "hdf5"], "repeats": 1, 
 FIGURES = [
     "dataset_samples", "single_image", "store_many_linear", "store_many_log", "read_many_linear", "read_many_log",
     "store_and_read", "per_image_cost", "disk_usage_stacked", "bytes_per_image",
+    "access_read_random", "access_read_epoch", "access_read_many", "access_workers",
 ]
 SECTIONS = [
     "The dataset and the machine", "One image at a time", "Many images at once", "Disk usage", "Conclusions",
     "Contents", "Parameters of this run", "Recommendations", "Compared with the article", "The cost of durable writes",
+    "Access patterns", "Loader workers", "For shuffled training reads",
 ]
 
 
@@ -139,7 +141,8 @@ def test_help_lists_every_parameter():
     shown = subprocess.run([sys.executable, "-m", "helpers.report", "--help"], capture_output=True, text=True,
                            cwd=PROJECT, check=True).stdout
     for option in ("--dataset", "--quick", "--cutoffs", "--methods", "--repeats", "--no-cold-cache",
-                   "--output-dir", "--figures-dir", "--work-dir", "--no-pdf", "--notebooks"):
+                   "--output-dir", "--figures-dir", "--work-dir", "--no-pdf", "--notebooks", "--batch-size",
+                   "--workers"):
         assert option in shown, option
 
 
