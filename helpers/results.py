@@ -172,12 +172,13 @@ def read_results(results_dir: str | os.PathLike[str], experiment: str) -> pd.Dat
 
 
 def summarize(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per experiment, method, operation, n_images, cache and durability: the runs' statistics.
+    """One row per experiment, method, operation, n_images, cache, durability and workers: the runs' statistics.
 
     ``median``, ``min``, ``max``, ``q1``, ``q3`` (linear interpolation), ``iqr`` and ``runs`` of seconds;
     ``per_image`` = median / n_images; ``bytes_apparent`` and ``bytes_allocated`` (medians, NaN for reads);
-    ``ratio_to_floor`` = median / the median of the ``npy`` floor for the same operation, n_images, cache
-    and durability (NaN where the floor was not measured); ``dataset`` (the values seen, joined by ``+``).
+    ``ratio_to_floor`` = median / the median of the ``npy`` floor for the same operation, n_images, cache,
+    durability and workers (NaN where the floor was not measured); ``dataset`` (the values seen, joined by
+    ``+``).
     """
     if df.empty:
         return pd.DataFrame({column: [] for column in SUMMARY_COLUMNS})
