@@ -616,14 +616,15 @@ def access_recommendations(access: pd.DataFrame, many: pd.DataFrame | None = Non
 
 
 def access_cache_note(access: pd.DataFrame, cold_cache_possible: object = True) -> str:
-    """How much a cold page cache slowed each read pattern, and a caution when it could not be emptied."""
+    """How much a cold page cache slowed each read pattern (time per image, cold over warm), and a caution
+    when the page cache could not be emptied."""
     parts = []
     for method in ordered_methods(access["method"]):
         ratios = []
         for operation, what in (("read_random", "random images"), ("read_epoch", "epoch")):
             warm, cold = (_access_row(access, method, operation, cache) for cache in ("warm", "cold"))
             if warm is not None and cold is not None:
-                ratios.append(f"{what} {times(cold['median'] / warm['median'])}")
+                ratios.append(f"{what} {times(cold['per_image'] / warm['per_image'])}")  # a cold epoch reads fewer
         if ratios:
             parts.append(f"{method_label(method)} ({', '.join(ratios)})")
     if not parts:
