@@ -101,9 +101,9 @@ def batches(
     Every image comes exactly once (the last mini-batch is smaller unless ``drop_last``, which leaves out
     the remainder). With ``shuffle`` the order is a permutation drawn from ``(seed, epoch)``: the same
     for the same pair, a different one for each epoch (pass ``epoch=0, 1, 2, ...``). ``workers=0`` reads
-    in this process (as does a daemonic process, which may not start others); ``workers=n`` starts n processes that read batches ahead into shared memory and
-    stop when the epoch ends, the loop is left early, or an error (re-raised here) happens. Each yielded
-    array is the caller's own.
+    in this process (so does a daemonic process, which may not start others); ``workers=n`` starts n
+    processes that read batches ahead into shared memory and stop when the epoch ends, the loop is left
+    early, or an error (re-raised here) happens. Each yielded array is the caller's own.
     """
     if isinstance(workers, (bool, np.bool_)) or not isinstance(workers, (int, np.integer)) or workers < 0:
         raise ValueError(f"workers must be a non-negative integer, got {workers!r}")

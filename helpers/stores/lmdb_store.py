@@ -254,7 +254,7 @@ class LmdbReader(BatchReader):
         # The hot path of random access: one lookup, two checks, one copy (about the floor's cost).
         value = self.get(b"%08d" % index)
         if value is None or len(value) != self.value_size or value[: LABEL.start] != self.header:
-            raise CorruptStoreError(f"{self.path}: the value of key {image_key(index).decode()} is missing or damaged")
+            raise self.damaged(index)
         image = np.frombuffer(value, self.dtype, self.pixel_count, codec.HEADER_SIZE).reshape(self.shape)
         return image.copy(), unpack_label(value, LABEL.start)[0]
 
@@ -265,14 +265,16 @@ class LmdbReader(BatchReader):
         for slot, index in zip(record_slots(records), indices.tolist()):
             value = get(b"%08d" % index)
             if value is None or len(value) != self.value_size:
-                raise CorruptStoreError(f"{self.path}: the value of key {image_key(index).decode()} is missing or damaged")
+                raise self.damaged(index)
             slot[:] = value
         images = np.empty((len(indices), *self.shape), dtype=self.dtype)
         labels = np.empty(len(indices), dtype=np.int64)
         pixels = images.reshape(len(indices), self.pixel_count).view(np.uint8)
-        unpack_records(records, self.header, pixels, labels,
-                       lambda row: f"{self.path}: the value of key {image_key(int(indices[row])).decode()} has a damaged header")
+        unpack_records(records, self.header, pixels, labels, lambda row: str(self.damaged(int(indices[row]))))
         return images, labels
+
+    def damaged(self, index: int) -> CorruptStoreError:
+        return CorruptStoreError(f"{self.path}: the value of key {image_key(index).decode()} is missing or damaged")
 
     def close(self) -> None:
         self.users -= 1
