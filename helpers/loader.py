@@ -136,7 +136,6 @@ class WorkerPool:
         self.store, self.order, self.bounds = store, order, bounds
         self.workers = min(workers, len(bounds))
         self.slots = SLOTS_PER_WORKER * self.workers
-        self.image_shape, self.dtype = reader.shape, reader.dtype
         self.layout = SlotLayout(batch_size, reader.shape, reader.dtype)
 
     def run(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:

@@ -12,6 +12,7 @@ import h5py
 import numpy as np
 import pytest
 
+from helpers import loader
 from helpers.loader import ImageDataset, WorkerError, batches, epoch_order
 from helpers.stores import names, open_store
 from helpers.stores.hdf5_store import Hdf5Reader
@@ -40,10 +41,15 @@ def shared_memory_blocks() -> set[str]:
     return set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
 
 
+def new_children(before: set) -> set:
+    """Child processes started since ``before`` (the PNG store's process pool may already be running)."""
+    return set(multiprocessing.active_children()) - before
+
+
 @pytest.mark.parametrize("workers", [0, 2])
 def test_every_image_exactly_once_per_epoch(filled, workers):
     store, images = filled
-    before = shared_memory_blocks()
+    before, children = shared_memory_blocks(), set(multiprocessing.active_children())
     got = list(batches(store, 8, seed=1, workers=workers))
     assert [len(labels) for _, labels in got] == [8] * 5 + [5]
     labels = np.concatenate([labels for _, labels in got])
@@ -52,7 +58,7 @@ def test_every_image_exactly_once_per_epoch(filled, workers):
     read = np.concatenate([batch for batch, _ in got])
     assert read.dtype == images.dtype
     np.testing.assert_array_equal(read, images[labels])
-    assert multiprocessing.active_children() == []
+    assert new_children(children) == set()
     assert shared_memory_blocks() == before
 
 
@@ -88,13 +94,13 @@ def test_bad_arguments_are_refused_by_name(filled, bad):
 
 def test_leaving_early_stops_the_workers_and_frees_shared_memory(filled):
     store, _ = filled
-    before = shared_memory_blocks()
+    before, children = shared_memory_blocks(), set(multiprocessing.active_children())
     epoch = batches(store, 4, workers=2)
     next(epoch)
-    assert len(multiprocessing.active_children()) == 2
+    assert len(new_children(children)) == 2
     assert len(shared_memory_blocks() - before) == 1
     epoch.close()
-    assert multiprocessing.active_children() == []
+    assert new_children(children) == set()
     assert shared_memory_blocks() == before
 
 
@@ -109,15 +115,17 @@ def exit_in_worker(self, indices):
 def test_a_worker_error_is_raised_with_its_message(tmp_path, monkeypatch):
     store = open_store("npy", tmp_path)
     store.store_many(make_images(), np.arange(COUNT))
-    before = shared_memory_blocks()
-    monkeypatch.setattr(NpyReader, "read_indices", fail_in_worker)  # the forked workers inherit it
+    before, children = shared_memory_blocks(), set(multiprocessing.active_children())
+    # Workers forked (not started by a fork server, as when other threads run) inherit the patched reader.
+    monkeypatch.setattr(loader, "process_context", lambda: multiprocessing.get_context("fork"))
+    monkeypatch.setattr(NpyReader, "read_indices", fail_in_worker)
     with pytest.raises(ValueError, match="cannot read 8 images here") as raised:
         list(batches(store, 8, workers=2))
     assert "in loader worker" in "".join(getattr(raised.value, "__notes__", []))
     monkeypatch.setattr(NpyReader, "read_indices", exit_in_worker)
     with pytest.raises(WorkerError, match="exited with code 3"):
         list(batches(store, 8, workers=2))
-    assert multiprocessing.active_children() == []
+    assert new_children(children) == set()
     assert shared_memory_blocks() == before
 
 
