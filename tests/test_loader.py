@@ -214,3 +214,13 @@ def test_hdf5_maps_its_contiguous_dataset_and_reads_others_with_h5py(tmp_path):
     assert reader.map is None
     np.testing.assert_array_equal(store.read_indices([44, 0, 44])[0], images[[44, 0, 44]])
     assert reader.read_one(5)[1] == 5
+
+
+def test_png_decodes_a_long_index_list_with_its_process_pool(tmp_path):
+    images = make_images(600, (4, 4, 3))
+    store = open_store("disk", tmp_path)
+    store.store_many(images, np.arange(600))
+    order = np.random.default_rng(1).permutation(600)
+    read, labels = store.read_indices(order)  # three chunks of up to 256 images, decoded by the pool
+    np.testing.assert_array_equal(read, images[order])
+    np.testing.assert_array_equal(labels, order)
