@@ -187,7 +187,11 @@ def measure_many(
 
 
 # -- pieces -----------------------------------------------------------------------------------------
-def time_read(store: stores.Store, read, cache: str, repeats: int) -> Timing:
+def time_read(store: stores.Store, read, cache: str, repeats: int, *, reopen: bool = False,
+              cold_warmup: bool = True) -> Timing:
+    """``read`` timed warm (after an untimed run), or cold: before each run the store is closed and its
+    files evicted, then with ``reopen`` its batch opened again (untimed: opening reads the batch's
+    description, not an image). ``cold_warmup=False`` skips the untimed first cold run."""
     if cache == "warm":
         return time_call(read, repeats=repeats)
     files = store.files()
@@ -195,8 +199,10 @@ def time_read(store: stores.Store, read, cache: str, repeats: int) -> Timing:
     def drop_from_cache() -> None:
         store.close()  # a mapped file keeps its pages in the cache
         evict(files)
+        if reopen:
+            store.batch_reader()
 
-    return time_call(read, repeats=repeats, setup=drop_from_cache)
+    return time_call(read, repeats=repeats, setup=drop_from_cache, warmup=cold_warmup)
 
 
 def footprint(store: stores.Store) -> DiskUsage:
@@ -355,7 +361,7 @@ def run_access(
                     ("read_epoch", lambda: read_epoch(limit=None if cache == "warm" else COLD_EPOCH_BATCHES),
                      epoch_count),
                 ):
-                    timing = time_access(store, read, cache, repeats)
+                    timing = time_read(store, read, cache, repeats, reopen=True, cold_warmup=False)
                     rows += timing_rows(timing, operation=operation, n_images=count, cache=cache, usage=None,
                                         workers=0, **common)
             for worker_count in worker_counts:
@@ -376,18 +382,3 @@ def holds_batch(store: stores.Store, images: np.ndarray, labels: np.ndarray) -> 
         except CorruptStoreError:
             pass
     verify_round_trip(store, images, labels)
-
-
-def time_access(store: stores.Store, read, cache: str, repeats: int) -> Timing:
-    """``read`` timed warm (after an untimed run), or cold: before each run the store is closed, its
-    files evicted and the batch reopened (opening reads the batch's description, not an image)."""
-    if cache == "warm":
-        return time_call(read, repeats=repeats)
-    files = store.files()
-
-    def reopen_cold() -> None:
-        store.close()  # a mapped file keeps its pages in the cache
-        evict(files)
-        store.batch_reader()
-
-    return time_call(read, repeats=repeats, setup=reopen_cold, warmup=False)
