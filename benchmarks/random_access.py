@@ -6,8 +6,9 @@ All numbers are ratios of medians measured in this run; the two sides of a ratio
 and each runs once untimed first (``performance.paired_medians``). The floor is the same images as one
 ``.npy``: warm random reads copy out of its memory map (``np.array(mm[i])``), a shuffled epoch sorts each
 mini-batch, fancy-indexes the map and puts the images back in order, cold random reads are ``os.pread``
-calls at each image's offset. Every epoch is first checked to hold every image once, exactly. About three
-minutes on 2 cores (the PNG epochs take most of it); exits 1 if a target is missed.
+calls at each image's offset. Every epoch is first checked to hold every image once, exactly. Three to six
+minutes on 2 cores (the PNG epochs take most of it); exits 1 if a target is missed. The worker targets need
+idle cores: on a machine busy with other work, the two workers share what is left with the parent.
 """
 
 from __future__ import annotations
