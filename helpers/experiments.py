@@ -188,13 +188,14 @@ def measure_many(
 
 # -- pieces -----------------------------------------------------------------------------------------
 def time_read(store: stores.Store, read, cache: str, repeats: int, *, reopen: bool = False,
-              cold_warmup: bool = True) -> Timing:
+              cold_warmup: bool = True, files: list[Path] | None = None) -> Timing:
     """``read`` timed warm (after an untimed run), or cold: before each run the store is closed and its
-    files evicted, then with ``reopen`` its batch opened again (untimed: opening reads the batch's
-    description, not an image). ``cold_warmup=False`` skips the untimed first cold run."""
+    files (or ``files``, those the read opens) evicted, then with ``reopen`` its batch opened again
+    (untimed: opening reads the batch's description, not an image). ``cold_warmup=False`` skips the
+    untimed first cold run."""
     if cache == "warm":
         return time_call(read, repeats=repeats)
-    files = store.files()
+    files = store.files() if files is None else files
 
     def drop_from_cache() -> None:
         store.close()  # a mapped file keeps its pages in the cache
@@ -324,7 +325,7 @@ def run_access(
     epoch (``n_images`` says how many images that is). Cold runs and worker runs skip the untimed first
     run: every cold run starts cold anyway, and the warm runs before them already did the first-use work.
     """
-    from helpers.loader import batches
+    from helpers.loader import batches, epoch_order
 
     images, labels, dataset = unpack(images, labels, dataset)
     methods = checked_methods(methods, floor)
@@ -354,14 +355,16 @@ def run_access(
                         break
 
             cold_count = min(n, COLD_EPOCH_BATCHES * batch_size)
+            cold_epoch = epoch_order(n, seed=0)[:cold_count]  # the positions a cold epoch run reads
             for cache in caches(cold_cache):
                 epoch_count = n if cache == "warm" else cold_count
-                for operation, read, count in (
-                    ("read_random", read_random, len(sample)),
+                for operation, read, count, positions in (
+                    ("read_random", read_random, len(sample), sample),
                     ("read_epoch", lambda: read_epoch(limit=None if cache == "warm" else COLD_EPOCH_BATCHES),
-                     epoch_count),
+                     epoch_count, cold_epoch),
                 ):
-                    timing = time_read(store, read, cache, repeats, reopen=True, cold_warmup=False)
+                    timing = time_read(store, read, cache, repeats, reopen=True, cold_warmup=False,
+                                       files=store.files_holding(positions))
                     rows += timing_rows(timing, operation=operation, n_images=count, cache=cache, usage=None,
                                         workers=0, **common)
             for worker_count in worker_counts:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import measure, plots, summary
+from helpers import measure, plots, stores, summary
 from helpers.experiments import ACCESS_EXPERIMENT, run_access
 from helpers.results import COLUMNS, append_rows, read_results, summarize
 
@@ -105,3 +105,15 @@ def test_access_figures_are_saved(access, many, tmp_path):
     assert (tmp_path / "access_workers.png").exists()
     with pytest.raises(ValueError, match="unknown read pattern"):
         plots.access_pattern_plot(access, tmp_path, "read_sideways")
+
+
+def test_png_names_only_the_files_a_read_opens(tmp_path):
+    images = np.random.default_rng(3).integers(0, 256, size=(12, 4, 4, 3), dtype=np.uint8)
+    png = stores.open_store("disk", tmp_path / "disk")
+    png.store_many(images, np.arange(12))
+    files = png.files_holding([7, 3, 7])
+    assert {path.name for path in files} == {"batch.json", "labels.csv", "3.png", "7.png"}
+    assert all(path.exists() for path in files)
+    lmdb = stores.open_store("lmdb", tmp_path / "lmdb")
+    lmdb.store_many(images, np.arange(12))
+    assert lmdb.files_holding([1]) == lmdb.files()

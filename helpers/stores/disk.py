@@ -295,6 +295,12 @@ class DiskStore(Store):
     def _open_reader(self, path: Path) -> "PngReader":
         return PngReader(path, self.workers)
 
+    def files_holding(self, indices: object) -> list[Path]:
+        """The PNG files of these positions, with the batch's description and labels."""
+        batch = self.finished_batch_path()
+        images = [png_path(batch, int(index)) for index in np.unique(np.asarray(indices, dtype=np.int64))]
+        return [batch / "batch.json", batch / "labels.csv", *images]
+
     @staticmethod
     def _read_labels(path: Path, num_images: int) -> np.ndarray:
         rows = read_csv(path)
