@@ -63,6 +63,7 @@ benchmark: setup
 	$(PY) benchmarks/synthetic_png_size.py
 	$(PY) benchmarks/formats.py
 	$(PY) benchmarks/large_images.py
+	$(PY) benchmarks/random_access.py
 
 clean:
 	rm -rf data/work reports figures .pytest_cache .hypothesis

@@ -204,16 +204,23 @@ def measure_many(
 
 
 # -- pieces -----------------------------------------------------------------------------------------
-def time_read(store: stores.Store, read, cache: str, repeats: int) -> Timing:
+def time_read(store: stores.Store, read, cache: str, repeats: int, *, reopen: bool = False,
+              cold_warmup: bool = True, files: list[Path] | None = None) -> Timing:
+    """``read`` timed warm (after an untimed run), or cold: before each run the store is closed and its
+    files (or ``files``, those the read opens) evicted, then with ``reopen`` its batch opened again
+    (untimed: opening reads the batch's description, not an image). ``cold_warmup=False`` skips the
+    untimed first cold run."""
     if cache == "warm":
         return time_call(read, repeats=repeats)
-    files = store.files()
+    files = store.files() if files is None else files
 
     def drop_from_cache() -> None:
         store.close()  # a mapped file keeps its pages in the cache
         evict(files)
+        if reopen:
+            store.batch_reader()
 
-    return time_call(read, repeats=repeats, setup=drop_from_cache)
+    return time_call(read, repeats=repeats, setup=drop_from_cache, warmup=cold_warmup)
 
 
 def footprint(store: stores.Store) -> DiskUsage:
@@ -299,3 +306,101 @@ def progress_bar(steps: list[tuple[str, int]], enabled: bool):
         for method, n in bar:
             bar.set_postfix_str(f"{method}, n={n}")
             yield method, n
+
+
+# -- access patterns of a training loop -------------------------------------------------------------
+#: The results table of notebook 04.
+ACCESS_EXPERIMENT = "access_patterns"
+#: Single images read at random positions per timed run (each a cold disk read when cold).
+RANDOM_READS = 1000
+#: Mini-batches a cold epoch run reads: the start of a shuffled epoch, every image of it from the disk, so
+#: its rate is a whole cold epoch's without the minutes 100,000 cold PNG files take.
+COLD_EPOCH_BATCHES = 20
+
+
+def run_access(
+    images: np.ndarray | object,
+    labels: np.ndarray | None,
+    methods: Sequence[str],
+    *,
+    batch_size: int = 256,
+    workers: Sequence[int] = (1, 2),
+    repeats: int,
+    cold_cache: bool,
+    work_dir: str | os.PathLike[str],
+    random_reads: int = RANDOM_READS,
+    floor: bool = True,
+    dataset: str = "",
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Time how a training loop reads: random single images, and shuffled epochs in mini-batches.
+
+    Each method holds all of ``images`` as one batch in ``work_dir/<method>`` (written and verified unless
+    an earlier run left exactly these images there). Then, per method: ``read_random`` (``random_reads``
+    images at random positions, one ``read_one`` each) warm and, if ``cold_cache``, cold (files evicted
+    and the batch reopened before each run, untimed); ``read_epoch`` (one epoch of
+    ``helpers.loader.batches`` with ``batch_size``) warm in this process, then with each number of
+    ``workers`` (rows with ``workers`` > 0), and cold: the first ``COLD_EPOCH_BATCHES`` mini-batches of the
+    epoch (``n_images`` says how many images that is). Cold runs and worker runs skip the untimed first
+    run: every cold run starts cold anyway, and the warm runs before them already did the first-use work.
+    """
+    from helpers.loader import batches, epoch_order
+
+    images, labels, dataset = unpack(images, labels, dataset)
+    methods = checked_methods(methods, floor)
+    check_repeats(repeats)
+    worker_counts = [int(w) for w in workers]
+    if any(w < 1 for w in worker_counts):
+        raise ValueError(f"workers must be positive numbers of processes, got {list(workers)}")
+    n = len(images)
+    needed = space.experiment_bytes(methods, [n], images.shape[1:], images.dtype, include_single=False)
+    space.check_free_space(work_dir, needed, f"{len(methods)} stores of {n:,} images")
+    sample = np.random.default_rng(0).integers(0, n, min(random_reads, n)).tolist()
+    rows: list[dict] = []
+    for method, _ in progress_bar([(method, n) for method in methods], progress):
+        store = stores.open_store(method, Path(work_dir) / method)
+        try:
+            holds_batch(store, images, labels)
+            common = dict(experiment=ACCESS_EXPERIMENT, method=method, durable=False, dataset=dataset)
+
+            def read_random() -> None:
+                read_one = store.batch_reader().read_one
+                for index in sample:
+                    read_one(index)
+
+            def read_epoch(worker_count: int = 0, limit: int | None = None) -> None:
+                for number, _ in enumerate(batches(store, batch_size, seed=0, workers=worker_count), 1):
+                    if number == limit:
+                        break
+
+            cold_count = min(n, COLD_EPOCH_BATCHES * batch_size)
+            cold_epoch = epoch_order(n, seed=0)[:cold_count]  # the positions a cold epoch run reads
+            for cache in caches(cold_cache):
+                epoch_count = n if cache == "warm" else cold_count
+                for operation, read, count, positions in (
+                    ("read_random", read_random, len(sample), sample),
+                    ("read_epoch", lambda: read_epoch(limit=None if cache == "warm" else COLD_EPOCH_BATCHES),
+                     epoch_count, cold_epoch),
+                ):
+                    timing = time_read(store, read, cache, repeats, reopen=True, cold_warmup=False,
+                                       files=store.files_holding(positions))
+                    rows += timing_rows(timing, operation=operation, n_images=count, cache=cache, usage=None,
+                                        workers=0, **common)
+            for worker_count in worker_counts:
+                timing = time_call(lambda: read_epoch(worker_count), repeats=repeats, warmup=False)
+                rows += timing_rows(timing, operation="read_epoch", n_images=n, cache="warm", usage=None,
+                                    workers=worker_count, **common)
+        finally:
+            store.close()
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def holds_batch(store: stores.Store, images: np.ndarray, labels: np.ndarray) -> None:
+    """Make ``store``'s batch exactly ``images, labels``: kept if it already is, written (and checked) if not."""
+    if len(store) == len(images):
+        try:
+            verify_round_trip(store, images, labels, write=False)
+            return
+        except CorruptStoreError:
+            pass
+    verify_round_trip(store, images, labels)

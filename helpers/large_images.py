@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from helpers import datasets, experiments, scans, stores
+from helpers import datasets, experiments, loader, scans, stores
 from helpers.errors import CorruptStoreError
 from helpers.results import COLUMNS
 
 LARGE_EXPERIMENT = "large_images"
-SHUFFLED_OPERATION = "read_shuffled"
+SHUFFLED_OPERATION = "read_epoch"
 DEFAULT_BATCH_SIZE = 256
 #: Timed runs of each measurement at least (after the untimed one); fast ones still repeat until they add up
 #: to helpers.measure.MIN_TOTAL_SECONDS. One PNG store of 1,000 scans takes most of a minute on two cores, so
@@ -39,46 +39,38 @@ def load_large(large_dataset: str, large_cutoffs: Sequence[int], image_size=None
     return datasets.load(large_dataset, n=max(large_cutoffs), size=size)
 
 
-def shuffled_order(n: int, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).permutation(n)
+def shuffled_epoch(store: stores.Store, batch_size: int, seed: int) -> int:
+    """One shuffled epoch as a training loop reads it (``helpers.loader.batches``); the images read."""
+    return sum(len(images) for images, _ in loader.batches(store, batch_size, seed=seed))
 
 
-def shuffled_epoch(store: stores.Store, order: np.ndarray, batch_size: int) -> int:
-    """Read every image once in the order ``order``, ``batch_size`` at a time; the images read.
-
-    This is the one place a training loader would go (``helpers.loader.batches(store, batch_size,
-    shuffle=True)``): the timing around it does not change.
-    """
-    read = 0
-    for start in range(0, len(order), batch_size):
-        images, _ = store.read_indices(order[start:start + batch_size])
-        read += len(images)
-    return read
-
-
-def verify_shuffled(store: stores.Store, images: np.ndarray, labels: np.ndarray, order: np.ndarray,
-                    batch_size: int) -> None:
-    """CorruptStoreError unless reading ``order`` in mini-batches gives exactly those images and labels."""
-    for start in range(0, len(order), batch_size):
-        positions = order[start:start + batch_size]
-        got_images, got_labels = store.read_indices(positions)
+def verify_shuffled(store: stores.Store, images: np.ndarray, labels: np.ndarray, batch_size: int,
+                    seed: int) -> None:
+    """CorruptStoreError unless the shuffled epoch gives exactly the stored images and labels, each once."""
+    order = loader.epoch_order(len(images), seed=seed)
+    start = 0
+    for got_images, got_labels in loader.batches(store, batch_size, seed=seed):
+        positions = order[start:start + len(got_images)]
         problem = experiments.difference(images[positions], got_images, "images")
         problem = problem or experiments.difference(labels[positions].astype(np.int64), got_labels, "labels")
         if problem:
             raise CorruptStoreError(f"{store.name} store in {store.root}: a shuffled read of positions "
                                     f"{start}..{start + len(positions) - 1} of the order gave different data "
                                     f"({problem})")
+        start += len(got_images)
+    if start != len(images):
+        raise CorruptStoreError(f"{store.name} store in {store.root}: a shuffled epoch gave {start} images "
+                                f"of {len(images)}")
 
 
 def measure_shuffled(store: stores.Store, images: np.ndarray, labels: np.ndarray, *, repeats: int,
                      cold_cache: bool, batch_size: int, seed: int, dataset: str) -> list[dict]:
-    order = shuffled_order(len(images), seed)
-    verify_shuffled(store, images, labels, order, batch_size)
+    verify_shuffled(store, images, labels, batch_size, seed)
     common = dict(experiment=LARGE_EXPERIMENT, method=store.name, n_images=len(images), durable=store.durable,
                   dataset=dataset)
     rows = []
     for cache in experiments.caches(cold_cache):
-        timing = experiments.time_read(store, lambda: shuffled_epoch(store, order, batch_size), cache, repeats)
+        timing = experiments.time_read(store, lambda: shuffled_epoch(store, batch_size, seed), cache, repeats)
         rows += experiments.timing_rows(timing, operation=SHUFFLED_OPERATION, cache=cache, usage=None, **common)
     return rows
 

@@ -403,7 +403,7 @@ def sample_grid(
 
 # -- 05: large images ------------------------------------------------------------------------------------
 LARGE_OPERATIONS = (("store_many", "Storing"), ("read_many", "Reading in order"),
-                    ("read_shuffled", "Reading shuffled (mini-batches)"))
+                    ("read_epoch", "Reading shuffled (mini-batches)"))
 
 
 def large_images_plot(
@@ -450,5 +450,112 @@ def scan_gallery(
         row = by_name.loc[title]
         axes.set_title(f"{title}\nPNG {row['png_ratio']:.2f}x, JPEG 2000 {row['jpeg2000_ratio']:.2f}x",
                        fontsize="small")
+
+
+# -- access patterns of a training loop (notebook 04) -------------------------------------------------
+#: The read patterns notebook 04 compares, in the order a reader meets them.
+ACCESS_PATTERNS = {
+    "read_many": "Sequential read_many of the whole batch (notebook 02)",
+    "read_epoch": "One shuffled epoch in mini-batches",
+    "read_random": "Random single images",
+}
+
+
+def pattern_rows(access: pd.DataFrame, pattern: str, many: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Summary rows of one read pattern, read by the calling process alone, from the access table's batch.
+
+    ``read_many`` rows come from notebook 02's summary (``many``), at the same number of images, writes
+    not flushed; an empty table when ``many`` is None.
+    """
+    epochs = access[access["operation"] == "read_epoch"]
+    if epochs.empty:
+        raise ValueError("no read_epoch rows: run helpers.experiments.run_access (notebook 04) first")
+    if pattern == "read_many":
+        if many is None:
+            return access.iloc[0:0]
+        rows = many[(many["operation"] == "read_many") & (many["n_images"] == epochs["n_images"].max())]
+        return rows[~rows["durable"]] if (~rows["durable"]).any() else rows
+    if pattern not in ACCESS_PATTERNS:
+        raise ValueError(f"unknown read pattern {pattern!r}; expected one of {list(ACCESS_PATTERNS)}")
+    rows = access[access["operation"] == pattern]
+    return rows[rows["workers"] == 0]
+
+
+def images_per_second(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(median images per second, error bars down to the slowest run and up to the fastest)."""
+    count = rows["n_images"].to_numpy(dtype=float)
+    rate = count / rows["median"].to_numpy()
+    return rate, np.vstack([rate - count / rows["max"].to_numpy(), count / rows["min"].to_numpy() - rate])
+
+
+def access_pattern_plot(
+    access: pd.DataFrame,
+    figures_dir: str | os.PathLike[str],
+    pattern: str,
+    *,
+    many: pd.DataFrame | None = None,
+    name: str | None = None,
+) -> Figure:
+    """Bars per method for one read pattern, warm and cold side by side, error bars min-max.
+
+    Random single reads in microseconds per image (lower is better); epochs and sequential reads in
+    images per second (higher is better). Saved as ``access_<pattern>`` unless ``name`` is given.
+    """
+    rows = pattern_rows(access, pattern, many)
+    if rows.empty:
+        raise ValueError(f"no {pattern} rows to plot")
+    methods = ordered_methods(rows["method"])
+    caches = _caches(rows)
+    width = 0.8 / len(caches)
+    figure = Figure(figsize=(8, 4.5), layout="constrained")
+    axes = figure.subplots()
+    for offset, cache in enumerate(caches):
+        for position, method in enumerate(methods):
+            part = rows[(rows["method"] == method) & (rows["cache"] == cache)]
+            if part.empty:
+                continue
+            if pattern == "read_random":
+                scale = 1e6 / part["n_images"].to_numpy()
+                value, error = part["median"].to_numpy() * scale, spread(part, scale)
+            else:
+                value, error = images_per_second(part)
+            axes.bar(position + (offset - (len(caches) - 1) / 2) * width, value, width, yerr=error, capsize=3,
+                     color=method_color(method), alpha=1.0 if cache == "warm" else 0.55,
+                     edgecolor="black", linewidth=0.5, hatch="" if cache == "warm" else "//",
+                     label=f"{cache} cache" if position == 0 else None)
+    axes.set_xticks(range(len(methods)), [method_label(m) for m in methods])
+    axes.set_yscale("log")
+    axes.grid(True, axis="y", which="both", alpha=0.3)
+    n = int(pattern_rows(access, "read_epoch")["n_images"].max())
+    axes.set_title(f"{ACCESS_PATTERNS[pattern]}, from a batch of {n:,} images")
+    axes.set_ylabel("Microseconds per image (lower is better)" if pattern == "read_random"
+                    else "Images per second (higher is better)")
+    axes.legend(title="bars: median, fastest to slowest run", fontsize="small", title_fontsize="small")
+    save(figure, figures_dir, name or f"access_{pattern}")
+    return figure
+
+
+def workers_plot(access: pd.DataFrame, figures_dir: str | os.PathLike[str], *, name: str = "access_workers") -> Figure:
+    """Images per second of a warm shuffled epoch against the number of loader worker processes.
+
+    0 workers is the calling process reading alone; error bars run from the slowest run to the fastest.
+    """
+    rows = access[(access["operation"] == "read_epoch") & (access["cache"] == "warm")].sort_values("workers")
+    if rows.empty:
+        raise ValueError("no warm read_epoch rows: run helpers.experiments.run_access (notebook 04) first")
+    figure = Figure(figsize=(8, 4.5), layout="constrained")
+    axes = figure.subplots()
+    for method in ordered_methods(rows["method"]):
+        part = rows[rows["method"] == method]
+        value, error = images_per_second(part)
+        axes.errorbar(part["workers"], value, yerr=error, color=method_color(method), marker="o", capsize=3,
+                      linewidth=1.2 if method == FLOOR else 1.8, label=method_label(method))
+    counts = sorted(set(rows["workers"]))
+    axes.set_xticks(counts, ["this process" if w == 0 else f"{w} worker{'s' if w > 1 else ''}" for w in counts])
+    axes.set_yscale("log")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.set_title(f"Shuffled epoch of {int(rows['n_images'].max()):,} images with loader workers (warm cache)")
+    axes.set_ylabel("Images per second (median; bars: min-max)")
+    axes.legend(fontsize="small")
     save(figure, figures_dir, name)
     return figure

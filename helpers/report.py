@@ -38,7 +38,10 @@ if TYPE_CHECKING:
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
-NOTEBOOKS = ("00-setup", "01-single-image", "02-many-images", "03-disk-usage", "05-large-images", "09-conclusions")
+NOTEBOOKS = (
+    "00-setup", "01-single-image", "02-many-images", "03-disk-usage", "04-access-patterns", "05-large-images",
+    "09-conclusions",
+)
 KERNEL = "python3"
 TITLE = "Storing lots of images in Python: PNG files, LMDB, HDF5 and today's formats, measured"
 
@@ -50,6 +53,8 @@ DEFAULT_REPEATS = 3
 DEFAULT_LARGE_CUTOFFS = [10, 100, 1000]
 QUICK_LARGE_CUTOFFS = [10, 100]
 NAMED_DATASETS = ("auto", "cifar10", "synthetic", "scans")
+DEFAULT_BATCH_SIZE = 256
+DEFAULT_WORKERS = [1, 2]
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 PDF_TIMEOUT_SECONDS = 180
 HOW_TO_GET_CHROMIUM = (
@@ -149,6 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
                              "the NumPy floor is always measured beside them")
     parser.add_argument("--repeats", type=int, default=None,
                         help=f"timed runs per measurement, at least (default {DEFAULT_REPEATS}, quick 1)")
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
+                        help=f"images per mini-batch of the shuffled epochs (default {DEFAULT_BATCH_SIZE})")
+    parser.add_argument("--workers", type=parse_ints, default=None,
+                        help="numbers of loader worker processes to time the shuffled epoch with, e.g. 1,2,4 "
+                             f"(default {','.join(map(str, DEFAULT_WORKERS))})")
     parser.add_argument("--no-cold-cache", dest="cold_cache", action="store_false",
                         help="measure warm reads only (no page-cache eviction)")
     parser.add_argument("--output-dir", type=Path, default=PROJECT_ROOT / "reports",
@@ -179,6 +189,8 @@ def notebook_parameters(args: argparse.Namespace, notes: list[str] | None = None
     repeats = args.repeats if args.repeats is not None else (1 if args.quick else DEFAULT_REPEATS)
     if repeats < 1:
         raise ReportError(f"--repeats must be at least 1, got {repeats}")
+    if args.batch_size < 1:
+        raise ReportError(f"--batch-size must be at least 1, got {args.batch_size}")
     dataset = args.dataset
     if dataset not in NAMED_DATASETS:
         dataset = str(Path(dataset).resolve())
@@ -199,6 +211,8 @@ def notebook_parameters(args: argparse.Namespace, notes: list[str] | None = None
         "image_size": args.image_size,
         "large_dataset": large_dataset,
         "large_cutoffs": cutoffs_within(large_dataset, list(large_cutoffs), "--large-cutoffs", notes),
+        "batch_size": int(args.batch_size),
+        "workers": list(args.workers or DEFAULT_WORKERS),
     }
 
 

@@ -8,8 +8,9 @@ Columns (``COLUMNS``):
 
 * ``experiment``: the table's name (``single_image``, ``many_images``, ...);
 * ``method``: the storage method (``disk``, ``lmdb``, ``hdf5``, and the floor ``npy``);
-* ``operation``: ``store_single``, ``read_single``, ``store_many``, ``read_many`` or ``read_shuffled``
-  (every image once, in a random order, in mini-batches);
+* ``operation``: ``store_single``, ``read_single``, ``store_many`` or ``read_many``; and for the access
+  patterns of a training loop ``read_random`` (``n_images`` single images at random positions of the
+  batch, one ``read_one`` each) and ``read_epoch`` (one shuffled epoch of ``n_images`` in mini-batches);
 * ``n_images``: images written or read by the operation; ``repeat``: 0, 1, ... the timed run;
 * ``cache``: ``warm`` or ``cold`` for reads, empty for stores;
 * ``durable``: whether the store flushed its writes to stable storage (reads record the setting of the
@@ -17,7 +18,9 @@ Columns (``COLUMNS``):
 * ``seconds``: the run's wall-clock time;
 * ``bytes_apparent``, ``bytes_allocated``, ``files``: the store's disk usage after the store run
   (``helpers.measure.disk_usage``), on store rows; NaN on read rows;
-* ``dataset``: which images were used (``cifar10``, ``synthetic``, ...).
+* ``dataset``: which images were used (``cifar10``, ``synthetic``, ...);
+* ``workers``: loader worker processes that read (``helpers.loader.batches``); 0 means the calling process
+  alone, as for every operation but ``read_epoch``. Rows written without the column get 0.
 """
 
 from __future__ import annotations
@@ -35,16 +38,19 @@ from helpers.stores import FLOOR  # the method every other one is divided by in 
 COLUMNS = [
     "experiment", "method", "operation", "n_images", "repeat", "cache", "durable", "seconds",
     "bytes_apparent", "bytes_allocated", "files", "dataset",
+    "workers",
 ]
-OPERATIONS = ("store_single", "read_single", "store_many", "read_many", "read_shuffled")
+OPERATIONS = ("store_single", "read_single", "store_many", "read_many", "read_random", "read_epoch")
 STORE_OPERATIONS = ("store_single", "store_many")
 CACHES = ("warm", "cold")
 
 TEXT_COLUMNS = ("experiment", "method", "operation", "cache", "dataset")
-INTEGER_COLUMNS = ("n_images", "repeat")
+INTEGER_COLUMNS = ("n_images", "repeat", "workers")
+#: Columns a table may leave out, and the value they then take.
+DEFAULTS = {"workers": 0}
 #: float64 because read rows have none (NaN).
 USAGE_COLUMNS = ("bytes_apparent", "bytes_allocated", "files")
-GROUP_COLUMNS = ["experiment", "method", "operation", "n_images", "cache", "durable"]
+GROUP_COLUMNS = ["experiment", "method", "operation", "n_images", "cache", "durable", "workers"]
 SUMMARY_COLUMNS = GROUP_COLUMNS + [
     "median", "min", "max", "q1", "q3", "iqr", "runs", "per_image", "bytes_apparent", "bytes_allocated",
     "ratio_to_floor", "dataset",
@@ -54,6 +60,7 @@ SUMMARY_COLUMNS = GROUP_COLUMNS + [
 WRITERS = {
     "single_image": "notebooks/01-single-image.ipynb",
     "many_images": "notebooks/02-many-images.ipynb",
+    "access_patterns": "notebooks/04-access-patterns.ipynb",
     "large_images": "notebooks/05-large-images.ipynb",
 }
 
@@ -70,7 +77,8 @@ def empty_table() -> pd.DataFrame:
 
 def with_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
     """The table with its columns in order and their types fixed: text, int64, bool and float64."""
-    frame = frame[COLUMNS].copy()
+    frame = frame.assign(**{column: frame[column].fillna(value) if column in frame else value
+                            for column, value in DEFAULTS.items()})[COLUMNS].copy()
     for column in TEXT_COLUMNS:
         frame[column] = frame[column].fillna("").astype(str)
     for column in INTEGER_COLUMNS:
@@ -93,7 +101,7 @@ def as_bool(value: object) -> bool:
 
 def check_rows(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` as a valid results table, or a ValueError naming the first problem."""
-    missing = [column for column in COLUMNS if column not in frame.columns]
+    missing = [column for column in COLUMNS if column not in frame.columns and column not in DEFAULTS]
     extra = [column for column in frame.columns if column not in COLUMNS]
     if missing or extra:
         raise ValueError(f"results rows must have exactly the columns {COLUMNS}; "
@@ -165,12 +173,13 @@ def read_results(results_dir: str | os.PathLike[str], experiment: str) -> pd.Dat
 
 
 def summarize(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per experiment, method, operation, n_images, cache and durability: the runs' statistics.
+    """One row per experiment, method, operation, n_images, cache, durability and workers: the runs' statistics.
 
     ``median``, ``min``, ``max``, ``q1``, ``q3`` (linear interpolation), ``iqr`` and ``runs`` of seconds;
     ``per_image`` = median / n_images; ``bytes_apparent`` and ``bytes_allocated`` (medians, NaN for reads);
-    ``ratio_to_floor`` = median / the median of the ``npy`` floor for the same operation, n_images, cache
-    and durability (NaN where the floor was not measured); ``dataset`` (the values seen, joined by ``+``).
+    ``ratio_to_floor`` = median / the median of the ``npy`` floor for the same operation, n_images, cache,
+    durability and workers (NaN where the floor was not measured); ``dataset`` (the values seen, joined by
+    ``+``).
     """
     if df.empty:
         return pd.DataFrame({column: [] for column in SUMMARY_COLUMNS})
@@ -189,7 +198,7 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
     }).reset_index()
     summary["iqr"] = summary["q3"] - summary["q1"]
     summary["per_image"] = summary["median"] / summary["n_images"]
-    floor_keys = ["operation", "n_images", "cache", "durable"]
+    floor_keys = ["operation", "n_images", "cache", "durable", "workers"]
     floors = (summary.loc[summary["method"] == FLOOR, floor_keys + ["experiment", "median"]]
               .rename(columns={"median": "floor_median"}))
     summary = summary.merge(floors, on=["experiment", *floor_keys], how="left")

@@ -18,7 +18,7 @@ import pandas as pd
 from helpers import stores
 from helpers.datasets import is_synthetic_source
 from helpers.measure import disk_usage, format_bytes, format_seconds
-from helpers.plots import method_label, ordered_methods
+from helpers.plots import method_label, ordered_methods, pattern_rows
 
 #: Facts from the article "Three Ways of Storing and Accessing Lots of Images in Python" (Real Python):
 #: its published timings and disk usage for 100,000 CIFAR-10 images (the 50,000 training images twice).
@@ -527,7 +527,7 @@ def durability_statement(many: pd.DataFrame, durability: pd.DataFrame | None = N
 
 
 # -- 05: large images ------------------------------------------------------------------------------------
-LARGE_READS = (("read_many", "read in order"), ("read_shuffled", "read shuffled"))
+LARGE_READS = (("read_many", "read in order"), ("read_epoch", "read shuffled"))
 
 
 def compression_table(ratios: pd.DataFrame) -> pd.DataFrame:
@@ -571,7 +571,7 @@ def large_table(summary: pd.DataFrame) -> pd.DataFrame:
                 read = pick(summary, method, operation, n, cache)
                 if read is not None:
                     row[f"{label}, {cache}"] = timed(read)
-        warm = pick(summary, method, "read_shuffled", n, "warm")
+        warm = pick(summary, method, "read_epoch", n, "warm")
         if warm is not None:
             row["shuffled per image (warm)"] = per_image(warm["per_image"])
         if not pd.isna(stored["bytes_allocated"]):
@@ -582,7 +582,7 @@ def large_table(summary: pd.DataFrame) -> pd.DataFrame:
 
 def _ratio_text(summary: pd.DataFrame, method: str, n: int, cache: str) -> str | None:
     ordered = pick(summary, method, "read_many", n, cache)
-    shuffled = pick(summary, method, "read_shuffled", n, cache)
+    shuffled = pick(summary, method, "read_epoch", n, cache)
     if ordered is None or shuffled is None:
         return None
     return f"{method_label(method)} {times(shuffled['median'] / ordered['median'])}"
@@ -594,7 +594,7 @@ def large_statement(summary: pd.DataFrame, raw_image_bytes: int) -> str:
     lines = [f"At {n:,} images of {format_bytes(raw_image_bytes)} each ({format_bytes(n * raw_image_bytes)} "
              "of raw pixels):"]
     for operation, what in (("store_many", "store"), ("read_many", "read in order (warm)"),
-                            ("read_shuffled", "read shuffled (warm)")):
+                            ("read_epoch", "read shuffled (warm)")):
         ranked = _ranked(summary, n, operation, "" if operation == "store_many" else "warm")
         if ranked:
             lines.append("- " + _winner_sentence(ranked, what))
@@ -723,3 +723,136 @@ def spread_note(summary: pd.DataFrame) -> str:
         f"cache{size} while the previous batch's pages are freed, and the CPU time other processes leave. "
         "Compare methods by their medians; the range says how far one run on this machine can stray."
     )
+
+
+# -- access patterns of a training loop (notebook 04) -------------------------------------------------
+def _rate(row: pd.Series | None) -> float:
+    """Images per second of a summary row (its median run), NaN when it was not measured."""
+    return float(row["n_images"] / row["median"]) if row is not None else float("nan")
+
+
+def _rate_text(rate: float) -> str:
+    return f"{rate:,.0f}/s" if np.isfinite(rate) else "n/a"
+
+
+def _access_row(rows: pd.DataFrame, method: str, operation: str, cache: str, workers: int = 0) -> pd.Series | None:
+    found = rows[(rows["method"] == method) & (rows["operation"] == operation) & (rows["cache"] == cache)
+                 & (rows["workers"] == workers)]
+    return None if found.empty else found.iloc[0]
+
+
+def _epoch_size(access: pd.DataFrame) -> int:
+    return int(pattern_rows(access, "read_epoch")["n_images"].max())
+
+
+def access_table(access: pd.DataFrame, many: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per method: random single reads (per image), shuffled epochs (images/s, warm and cold, then
+    with each number of loader workers and the speed-up over reading in one process), and notebook 02's
+    sequential ``read_many`` of as many images (images/s) beside them."""
+    n = _epoch_size(access)
+    sequential = pattern_rows(access, "read_many", many)
+    worker_counts = sorted(w for w in set(access["workers"]) if w > 0)
+    rows = []
+    for method in ordered_methods(access["method"]):
+        row = {"method": method_label(method)}
+        for cache in ("warm", "cold"):
+            single = _access_row(access, method, "read_random", cache)
+            row[f"random image ({cache})"] = per_image(single["per_image"]) if single is not None else "n/a"
+        for cache in ("warm", "cold"):
+            row[f"shuffled epoch ({cache})"] = _rate_text(_rate(_access_row(access, method, "read_epoch", cache)))
+        alone = _rate(_access_row(access, method, "read_epoch", "warm"))
+        for workers in worker_counts:
+            rate = _rate(_access_row(access, method, "read_epoch", "warm", workers))
+            row[f"epoch, {workers} worker{'s' if workers > 1 else ''} (speed-up)"] = (
+                f"{_rate_text(rate)} ({times(rate / alone)})" if np.isfinite(rate) else "n/a")
+        for cache in ("warm", "cold"):
+            row[f"sequential read_many ({cache})"] = _rate_text(
+                _rate(pick(sequential, method, "read_many", n, cache)) if not sequential.empty else float("nan"))
+        rows.append(row)
+    table = pd.DataFrame(rows).set_index("method")
+    table.columns.name = f"{n:,} images"
+    return table
+
+
+def _ranked_rates(rows: pd.DataFrame, operation: str, cache: str, workers: int = 0) -> list[tuple[str, float]]:
+    """(method, images per second) of the storage methods (not the floor), fastest first."""
+    found = [(method, _rate(_access_row(rows, method, operation, cache, workers)))
+             for method in ordered_methods(rows["method"]) if method != stores.FLOOR]
+    return sorted([item for item in found if np.isfinite(item[1])], key=lambda item: -item[1])
+
+
+def _rate_sentence(ranked: list[tuple[str, float]], what: str) -> str:
+    best, rate = ranked[0]
+    others = ", ".join(f"{method_label(m)} {_rate_text(r)} ({times(rate / r)} slower)" for m, r in ranked[1:])
+    return f"{what}: **{method_label(best)}** is fastest at {_rate_text(rate)}" + (f"; {others}." if others else ".")
+
+
+def access_recommendations(access: pd.DataFrame, many: pd.DataFrame | None = None,
+                           batch_size: int | None = None) -> str:
+    """What the access-pattern rows recommend, as markdown bullets; every number computed from them."""
+    n = _epoch_size(access)
+    batch = f"in mini-batches of {batch_size}" if batch_size else "in mini-batches"
+    lines = [f"Measured on a batch of {n:,} images."]
+    warm = _ranked_rates(access, "read_epoch", "warm")
+    cold = _ranked_rates(access, "read_epoch", "cold")
+    if warm:
+        lines.append("- " + _rate_sentence(warm, f"For shuffled training reads (one epoch {batch}, warm cache)"))
+    if cold:
+        lines.append("- " + _rate_sentence(cold, "For shuffled training reads from a cold cache (a first epoch, "
+                                                 "or data larger than memory)"))
+    single = [(m, float(_access_row(access, m, "read_random", "warm")["per_image"]))
+              for m in ordered_methods(access["method"])
+              if m != stores.FLOOR and _access_row(access, m, "read_random", "warm") is not None]
+    if single:
+        lines.append("- " + _winner_sentence(sorted(single, key=lambda item: item[1]),
+                                             "For random single images (warm), per image", unit=per_image))
+    gains = []
+    for method, alone in warm:
+        rates = [(w, _rate(_access_row(access, method, "read_epoch", "warm", w)))
+                 for w in sorted(set(access["workers"])) if w > 0]
+        rates = [item for item in rates if np.isfinite(item[1])]
+        if rates:
+            workers, rate = max(rates, key=lambda item: item[1])
+            gains.append(f"{method_label(method)} {times(rate / alone)} with {workers}")
+    if gains:
+        lines.append("- Loader worker processes, best speed-up over reading in one process: " + ", ".join(gains)
+                     + ". Workers pay off where decoding an image costs more than handing a batch back.")
+    sequential = pattern_rows(access, "read_many", many)
+    in_order = sorted(((m, _rate(pick(sequential, m, "read_many", n, "warm"))) for m, _ in warm),
+                      key=lambda item: -item[1]) if not sequential.empty else []
+    in_order = [item for item in in_order if np.isfinite(item[1])]
+    if warm and in_order:
+        def ranking(ranked):
+            return " > ".join(method_label(m) for m, _ in ranked)
+
+        changed = [m for m, _ in in_order] != [m for m, _ in warm]
+        lines.append(f"- Reading the whole batch in order (notebook 02) ranks {ranking(in_order)}; a shuffled "
+                     f"epoch ranks {ranking(warm)}"
+                     + (": **the access pattern changes the ranking**." if changed else ": the same order."))
+    if warm:
+        advice = f"\n**For shuffled training reads, this run favours {method_label(warm[0][0])}**"
+        if cold and cold[0][0] != warm[0][0]:
+            advice += f", and {method_label(cold[0][0])} when the images are not in the page cache"
+        lines.append(advice + ".")
+    return "\n".join(lines)
+
+
+def access_cache_note(access: pd.DataFrame, cold_cache_possible: object = True) -> str:
+    """How much a cold page cache slowed each read pattern (time per image, cold over warm), and a caution
+    when the page cache could not be emptied."""
+    parts = []
+    for method in ordered_methods(access["method"]):
+        ratios = []
+        for operation, what in (("read_random", "random images"), ("read_epoch", "epoch")):
+            warm, cold = (_access_row(access, method, operation, cache) for cache in ("warm", "cold"))
+            if warm is not None and cold is not None:
+                ratios.append(f"{what} {times(cold['per_image'] / warm['per_image'])}")  # a cold epoch reads fewer
+        if ratios:
+            parts.append(f"{method_label(method)} ({', '.join(ratios)})")
+    if not parts:
+        return "Cold reads were not measured in this run (`cold_cache=False`): every read above is warm."
+    text = "A cold read took this many times the warm one: " + "; ".join(parts) + "."
+    if cold_cache_possible is False:
+        text += (" **Caution:** the work folder's file system did not let the page cache be emptied (tmpfs, "
+                 "for instance), so the 'cold' reads here were served from memory too.")
+    return text

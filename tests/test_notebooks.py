@@ -22,6 +22,8 @@ DOCUMENTED_PARAMETERS = {
     "image_size": None,
     "large_dataset": "scans",
     "large_cutoffs": [10, 100, 1000],
+    "batch_size": 256,
+    "workers": [1, 2],
 }
 MAX_CODE_LINES = 8
 

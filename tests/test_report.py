@@ -20,11 +20,13 @@ FIGURES = [
     "dataset_samples", "single_image", "store_many_linear", "store_many_log", "read_many_linear", "read_many_log",
     "store_and_read", "per_image_cost", "disk_usage_stacked", "bytes_per_image", "scan_gallery", "large_images",
     "large_images_bytes_per_image",
+    "access_read_random", "access_read_epoch", "access_read_many", "access_workers",
 ]
 SECTIONS = [
     "The dataset and the machine", "One image at a time", "Many images at once", "Disk usage", "Conclusions",
     "Contents", "Parameters of this run", "Recommendations", "Compared with the article", "The cost of durable writes",
     "Large 16-bit images", "Small photos and large scans",
+    "Access patterns", "Loader workers", "For shuffled training reads",
 ]
 
 
@@ -145,7 +147,7 @@ def test_help_lists_every_parameter():
                            cwd=PROJECT, check=True).stdout
     for option in ("--dataset", "--quick", "--cutoffs", "--methods", "--repeats", "--no-cold-cache",
                    "--output-dir", "--figures-dir", "--work-dir", "--no-pdf", "--notebooks", "--image-size",
-                   "--large-dataset", "--large-cutoffs"):
+                   "--large-dataset", "--large-cutoffs", "--batch-size", "--workers"):
         assert option in shown, option
 
 

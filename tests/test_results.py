@@ -35,7 +35,7 @@ def store_row(**fields) -> dict:
 def test_columns_are_the_published_ones():
     assert COLUMNS == [
         "experiment", "method", "operation", "n_images", "repeat", "cache", "durable", "seconds",
-        "bytes_apparent", "bytes_allocated", "files", "dataset",
+        "bytes_apparent", "bytes_allocated", "files", "dataset", "workers",
     ]
 
 

@@ -130,9 +130,14 @@ def _write_range(folder: str, start: int, images: np.ndarray) -> None:
 
 
 def _read_range(folder: str, start: int, stop: int, shape: tuple[int, ...], dtype: str) -> np.ndarray:
-    out = np.empty((stop - start, *shape), dtype=dtype)
-    for index in range(start, stop):
-        out[index - start] = decode_png(png_path(folder, index), shape, np.dtype(dtype))
+    return _read_positions(folder, range(start, stop), shape, dtype)
+
+
+def _read_positions(folder: str, indices: Iterable[int], shape: tuple[int, ...], dtype: str) -> np.ndarray:
+    indices = list(indices)
+    out = np.empty((len(indices), *shape), dtype=dtype)
+    for position, index in enumerate(indices):
+        out[position] = decode_png(png_path(folder, int(index)), shape, np.dtype(dtype))
     return out
 
 
@@ -148,10 +153,8 @@ def worker_pool() -> ProcessPoolExecutor:
     """
     global _pool, _pool_owner, _helpers_started
     if _pool is None or _pool_owner != os.getpid():
-        method = "fork" if threading.active_count() == 1 else "forkserver"
-        context = multiprocessing.get_context(method)
-        if method == "forkserver":
-            context.set_forkserver_preload([__name__])
+        context = process_context()
+        method = context.get_start_method()
         # The forkserver and the resource tracker start with the first worker; note whether they are ours.
         _helpers_started = (
             method == "forkserver" and getattr(forkserver._forkserver, "_forkserver_pid", 0) is None,
@@ -217,6 +220,15 @@ def start_worker() -> None:
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     die_with_parent()
+
+
+def process_context() -> multiprocessing.context.BaseContext:
+    """fork when this process runs one thread, else forkserver (see ``worker_pool``)."""
+    method = "fork" if threading.active_count() == 1 else "forkserver"
+    context = multiprocessing.get_context(method)
+    if method == "forkserver":
+        context.set_forkserver_preload([__name__, "helpers.loader"])
+    return context
 
 
 def die_with_parent() -> None:
@@ -356,7 +368,13 @@ class DiskStore(Store):
         return images, labels
 
     def _open_reader(self, path: Path) -> "PngReader":
-        return PngReader(path)
+        return PngReader(path, self.workers)
+
+    def files_holding(self, indices: object) -> list[Path]:
+        """The PNG files of these positions, with the batch's description and labels."""
+        batch = self.finished_batch_path()
+        images = [png_path(batch, int(index)) for index in np.unique(np.asarray(indices, dtype=np.int64))]
+        return [batch / "batch.json", batch / "labels.csv", *images]
 
     @staticmethod
     def _read_labels(path: Path, num_images: int) -> np.ndarray:
@@ -387,13 +405,29 @@ def read_batch_description(path: Path) -> tuple[int, tuple[int, ...], np.dtype]:
 class PngReader(BatchReader):
     """The labels read once; each image is its own PNG file, opened and decoded when asked for."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, workers: int) -> None:
         count, shape, dtype = read_batch_description(path)
         super().__init__(path, count, shape, dtype)
         self.labels = DiskStore._read_labels(path / "labels.csv", count)
+        self.workers = workers
 
     def read_one(self, index: int) -> tuple[np.ndarray, int]:
-        return decode_png(png_path(self.path, index), self.shape, self.dtype), int(self.labels[index])
+        image = decode_png(png_path(self.path, index), self.shape, self.dtype)
+        # Pillow's array is a read-only view of its bytes; the caller owns what it gets (torch warns
+        # about read-only arrays), and a copy of one image is small next to its decoding.
+        return (image if image.flags.writeable else image.copy()), int(self.labels[index])
+
+    def read_indices(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # Long lists are decoded by the process pool, in chunks as read_many does; a mini-batch of up to
+        # READ_CHUNK_IMAGES stays in this process (a loader's workers are the parallelism there).
+        chunks = bounds(len(indices), READ_CHUNK_IMAGES)
+        if not use_pool(self.workers, len(indices), len(chunks)):
+            return super().read_indices(indices)
+        images = np.empty((len(indices), *self.shape), dtype=self.dtype)
+        calls = ((str(self.path), indices[a:b], self.shape, self.dtype.str) for a, b in chunks)
+        for (a, b), chunk in zip(chunks, in_pool(_read_positions, calls, self.workers)):
+            images[a:b] = chunk
+        return images, self.labels[indices]
 
 
 def read_csv(path: Path) -> list[list[str]]:

@@ -6,12 +6,20 @@ every image key. The map size is computed from the data and doubled on ``MapFull
 choose it. ``durable`` maps to LMDB's own ``sync``: each commit is flushed to stable storage, as LMDB does
 by default; without it the operating system writes the pages back when it likes, as Pillow and h5py do.
 Readers open environments read-only.
+
+Random reads (``LmdbReader``) choose LMDB's ``readahead`` by the size of one value (``wants_readahead``):
+small values, such as CIFAR-10's 3 KiB, are read with ``readahead=False`` (the map is advised
+``MADV_RANDOM``, so a cold read fetches the value's own pages instead of 128 KiB around them: measured here
+about 3x faster for cold random 3 KiB reads); values over 16 KiB keep the kernel's read-ahead, which then
+fetches the value's consecutive overflow pages in one request (measured about 3.5x faster than page by page
+for 512 KiB values).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import struct
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import ClassVar
@@ -22,11 +30,12 @@ import numpy as np
 from helpers import space
 from helpers.errors import CorruptStoreError, ImageNotFoundError
 from helpers.stores import codec
-from helpers.stores.base import BatchReader, Store, check_count, check_image_shape
+from helpers.stores.base import BatchReader, Store, check_count, check_image_shape, wants_readahead
 
 BATCH_KEY = b"__batch__"
 CHUNK = 1024  # images per buffer when encoding or decoding a batch
 LABEL = slice(codec.HEADER_SIZE - 8, codec.HEADER_SIZE)  # where each header keeps its int64 label
+unpack_label = struct.Struct("<q").unpack_from  # (label,) from a value at offset LABEL.start
 PAGE = 4096
 MIN_MAP_SIZE = 1 << 20
 
@@ -48,13 +57,13 @@ def map_size_for(value_sizes: int, count: int) -> int:
 
 def open_environment(
     path: Path, *, write: bool, map_size: int = MIN_MAP_SIZE, sync: bool = True, writemap: bool = False,
-    lock: bool = True,
+    lock: bool = True, readahead: bool = True,
 ) -> lmdb.Environment:
     if not write:
         if not (path / "data.mdb").exists():
             raise CorruptStoreError(f"{path / 'data.mdb'}: file is missing from the store")
         try:
-            env = lmdb.open(str(path), readonly=True, lock=lock, readahead=True, max_dbs=0)
+            env = lmdb.open(str(path), readonly=True, lock=lock, readahead=readahead, max_dbs=0)
         except lmdb.Error as error:
             raise CorruptStoreError(f"{path}: not a readable LMDB environment ({error})") from None
         # LMDB reads through a memory map: a page past the end of a truncated file would kill the process
@@ -197,7 +206,8 @@ class LmdbReader(BatchReader):
 
     A finished batch never changes, so the transaction never goes stale and needs no lock table (readers
     never write lock.mdb). py-lmdb opens an environment once per process, so stores of one folder share
-    the reader (``acquire``) and the last ``close`` closes it.
+    the reader (``acquire``) and the last ``close`` closes it. ``readahead`` follows the value size (see
+    the module's docstring): the environment is opened without it, and reopened with it for large values.
     """
 
     _open: ClassVar[dict[str, "LmdbReader"]] = {}
@@ -221,25 +231,54 @@ class LmdbReader(BatchReader):
 
     def __init__(self, path: Path) -> None:
         self.pid, self.users = os.getpid(), 0
-        self.env = open_environment(path, write=False, lock=False)
-        try:
-            self.txn = self.env.begin(buffers=True)
-            count, shape, dtype = batch_record(self.txn, path)
-        except BaseException:
-            self.env.close()
-            raise
+        self.env, self.txn, (count, shape, dtype) = self._begin(path, readahead=False)
         super().__init__(path, count, shape, dtype)
         self.inode = data_inode(path)
         self.header = codec.encode_header(shape, dtype, 0)[: LABEL.start]
         self.value_size = codec.HEADER_SIZE + int(np.prod(shape)) * self.dtype.itemsize
         self.pixel_count = int(np.prod(shape))
+        self.readahead = wants_readahead(self.value_size)
+        if self.readahead:
+            self.txn.abort()
+            self.env.close()
+            self.env, self.txn, _ = self._begin(path, readahead=True)
+        self.get = self.txn.get
+
+    @staticmethod
+    def _begin(path: Path, readahead: bool):
+        env = open_environment(path, write=False, lock=False, readahead=readahead)
+        try:
+            txn = env.begin(buffers=True)
+            return env, txn, batch_record(txn, path)
+        except BaseException:
+            env.close()
+            raise
 
     def read_one(self, index: int) -> tuple[np.ndarray, int]:
-        value = self.txn.get(image_key(index))
+        # The hot path of random access: one lookup, two checks, one copy (about the floor's cost).
+        value = self.get(b"%08d" % index)
         if value is None or len(value) != self.value_size or value[: LABEL.start] != self.header:
-            raise CorruptStoreError(f"{self.path}: the value of key {image_key(index).decode()} is missing or damaged")
+            raise self.damaged(index)
         image = np.frombuffer(value, self.dtype, self.pixel_count, codec.HEADER_SIZE).reshape(self.shape)
-        return image.copy(), int.from_bytes(value[LABEL], "little", signed=True)
+        return image.copy(), unpack_label(value, LABEL.start)[0]
+
+    def read_indices(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # Each value copied whole into a row of one buffer, then checked and split with array operations.
+        records = np.empty((len(indices), self.value_size), dtype=np.uint8)
+        get = self.get
+        for slot, index in zip(record_slots(records), indices.tolist()):
+            value = get(b"%08d" % index)
+            if value is None or len(value) != self.value_size:
+                raise self.damaged(index)
+            slot[:] = value
+        images = np.empty((len(indices), *self.shape), dtype=self.dtype)
+        labels = np.empty(len(indices), dtype=np.int64)
+        pixels = images.reshape(len(indices), self.pixel_count).view(np.uint8)
+        unpack_records(records, self.header, pixels, labels, lambda row: str(self.damaged(int(indices[row]))))
+        return images, labels
+
+    def damaged(self, index: int) -> CorruptStoreError:
+        return CorruptStoreError(f"{self.path}: the value of key {image_key(index).decode()} is missing or damaged")
 
     def close(self) -> None:
         self.users -= 1
@@ -285,9 +324,27 @@ def encoded_chunks(images: np.ndarray, labels: np.ndarray) -> Iterator[tuple[int
 
 
 def record_slots(chunk: np.ndarray) -> list[memoryview]:
+    if not chunk.size:
+        return []
     flat = memoryview(chunk).cast("B")
     size = chunk.shape[1]
     return [flat[row * size : (row + 1) * size] for row in range(len(chunk))]
+
+
+def unpack_records(
+    records: np.ndarray, header: bytes | np.ndarray, pixels: np.ndarray, labels: np.ndarray,
+    damage: Callable[[int], str],
+) -> None:
+    """Check the header of each whole value (a row of ``records``) and move out its pixels and label.
+
+    ``pixels`` is the destination viewed as (rows, bytes); ``damage(row)`` says which value is damaged.
+    """
+    expected = np.frombuffer(header, dtype=np.uint8)[: LABEL.start]
+    damaged = (records[:, : LABEL.start] != expected).any(axis=1)
+    if damaged.any():
+        raise CorruptStoreError(damage(int(np.flatnonzero(damaged)[0])))
+    pixels[:] = records[:, codec.HEADER_SIZE :]
+    labels[:] = records[:, LABEL].copy().view("<i8").reshape(-1)
 
 
 def read_values(txn: lmdb.Transaction, path: Path, num_images: int, shape: tuple[int, ...], dtype: np.dtype):
@@ -301,7 +358,7 @@ def read_values(txn: lmdb.Transaction, path: Path, num_images: int, shape: tuple
     pixels = images.reshape(num_images, -1).view(np.uint8)
     chunk = np.empty((CHUNK, codec.HEADER_SIZE + pixels.shape[1]), dtype=np.uint8)
     slots = record_slots(chunk)
-    expected_header = np.frombuffer(codec.encode_header(shape, dtype, 0), dtype=np.uint8)[: LABEL.start]
+    expected_header = codec.encode_header(shape, dtype, 0)
     cursor = txn.cursor()
     if not cursor.first() or bytes(cursor.key()) != image_key(0):
         raise CorruptStoreError(f"{path}: the first image key {image_key(0)!r} is missing")
@@ -318,13 +375,8 @@ def read_values(txn: lmdb.Transaction, path: Path, num_images: int, shape: tuple
             copied += 1
         if copied != stop - start:
             raise CorruptStoreError(f"{path}: found {start + copied} images, the batch record promises {num_images}")
-        records = chunk[:copied]
-        damaged = (records[:, : LABEL.start] != expected_header).any(axis=1)
-        if damaged.any():
-            bad = start + int(np.flatnonzero(damaged)[0])
-            raise CorruptStoreError(f"{path}: the value of key {image_key(bad).decode()} has a damaged header")
-        pixels[start:stop] = records[:, codec.HEADER_SIZE :]
-        labels[start:stop] = records[:, LABEL].copy().view("<i8").reshape(-1)
+        unpack_records(chunk[:copied], expected_header, pixels[start:stop], labels[start:stop],
+                       lambda row: f"{path}: the value of key {image_key(start + row).decode()} has a damaged header")
     # Keys are unique and sorted: n values from key 0 ending at key n-1 are exactly keys 0..n-1.
     if bytes(cursor.key()) != image_key(num_images - 1):
         raise CorruptStoreError(
