@@ -353,8 +353,7 @@ def run_access(
     if any(w < 1 for w in worker_counts):
         raise ValueError(f"workers must be positive numbers of processes, got {list(workers)}")
     n = len(images)
-    needed = space.experiment_bytes(methods, [n], images.shape[1:], images.dtype, include_single=False)
-    space.check_free_space(work_dir, needed, f"{len(methods)} stores of {n:,} images")
+    check_space_for_batches(work_dir, methods, [n], images)
     sample = np.random.default_rng(0).integers(0, n, min(random_reads, n)).tolist()
     rows: list[dict] = []
     for method, _ in progress_bar([(method, n) for method in methods], progress):

@@ -16,11 +16,15 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from helpers.dataset_core import Dataset, make_chunks_in_threads
 from helpers.errors import DatasetError
+
+if TYPE_CHECKING:  # pandas is imported where the ratios are tabulated, not for drawing scans
+    import pandas as pd
 
 SCAN_PREFIX = "Generated"  # a chosen data set, not a fallback: no warning banner, but the source says it
 SCAN_CLASS_NAMES = ["head", "chest", "abdomen"]
@@ -229,7 +233,7 @@ def jpeg2000_bytes(image: np.ndarray) -> int:
     return buffer.tell()
 
 
-def compression_ratios(images: dict[str, np.ndarray]) -> "pandas.DataFrame":
+def compression_ratios(images: dict[str, np.ndarray]) -> pd.DataFrame:
     """Raw bytes, PNG and lossless JPEG 2000 sizes and ratios (raw / compressed) of each named image."""
     import pandas as pd
 
