@@ -8,6 +8,12 @@ Files use the HDF5 1.10 format, whose superblock and object headers carry checks
 is reported. The pixels themselves carry none (HDF5 checks data only through filters such as fletcher32,
 which need chunked storage and here doubled the read time): like a raw array, a flipped pixel byte reads
 back as a different pixel.
+
+With ``compression=`` the images dataset is chunked one image per chunk and compressed by an HDF5 filter:
+``gzip[:level]`` and ``lzf`` (built into h5py), ``zstd[:level]`` and ``blosc[:level]`` (Blosc with zstd after
+a bit-shuffle) from ``hdf5plugin``, so a random read decodes one image. The filter is part of the file
+(any HDF5 reader with the plugin decodes it, and this store's reader whatever ``compression=`` it was
+opened with); the ``compression`` attribute of the file names it with its level, for people.
 """
 
 from __future__ import annotations
@@ -15,10 +21,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import h5py
+import hdf5plugin  # registers the Blosc and Zstd filters with HDF5, for writing and for reading
 import numpy as np
 
 from helpers import space
-from helpers.errors import CorruptStoreError, ImageNotFoundError, StorageReportError
+from helpers.errors import CorruptStoreError, ImageNotFoundError, StorageReportError, UnknownCodecError
 from helpers.fileio import replaced_when_written
 from helpers.stores.base import BatchReader, Store, check_count, check_stored
 
@@ -50,6 +57,14 @@ class Hdf5Store(Store):
     name = "hdf5"
     trade_off = "HDF5 writes the whole batch as one contiguous array: one bulk copy, a small fixed header."
     batch_name = "many.h5"
+    compressions = ("gzip", "lzf", "zstd", "blosc")
+
+    @classmethod
+    def check_compression(cls, compression: object) -> str | None:
+        compression = super().check_compression(compression)
+        if compression is not None:
+            filter_options(compression)  # a gzip level out of range, or lzf with one, is refused here
+        return compression
 
     @classmethod
     def space_needed(cls, n_images: int, image_shape: tuple[int, ...], dtype: np.dtype, single: bool) -> int:
@@ -63,7 +78,7 @@ class Hdf5Store(Store):
         with replaced_when_written(self.single_path(image_id, ".h5"), self.durable) as partial:
             with h5py.File(partial, "w", libver=LIBVER) as file:
                 file.attrs["format"] = FORMAT
-                file.create_dataset("image", data=image)
+                file.create_dataset("image", data=image, **self.filter_options(image.shape))
                 file.create_dataset("label", data=np.int64(label))
 
     def _read_single(self, image_id: int) -> tuple[np.ndarray, int]:
@@ -85,8 +100,16 @@ class Hdf5Store(Store):
     def _write_batch(self, path: Path, images: np.ndarray, labels: np.ndarray) -> None:
         with h5py.File(path, "w", libver=LIBVER) as file:
             file.attrs["format"] = FORMAT
-            file.create_dataset("images", data=images)
+            if self.compression is not None:
+                file.attrs["compression"] = self.compression
+            file.create_dataset("images", data=images, **self.filter_options(images.shape[1:], batch=True))
             file.create_dataset("labels", data=labels)
+
+    def filter_options(self, image_shape: tuple[int, ...], batch: bool = False) -> dict:
+        """``create_dataset`` arguments for the images: none (contiguous) or one compressed chunk per image."""
+        if self.compression is None:
+            return {}
+        return {"chunks": (1, *image_shape) if batch else image_shape, **filter_options(self.compression)}
 
     def _read_batch(self, path: Path, num_images: int) -> tuple[np.ndarray, np.ndarray]:
         try:
@@ -151,3 +174,25 @@ def check_format(file: h5py.File, path: Path) -> None:
             f"{path}: format {found!r}, this library reads {FORMAT!r} (written by another version or "
             f"program); clear() and store again"
         )
+
+
+FILTER_LEVELS = {"gzip": (0, 9, 4), "zstd": (1, 22, 3), "blosc": (0, 9, 5)}  # smallest, largest, default
+
+
+def filter_options(compression: str) -> dict:
+    """h5py ``create_dataset`` arguments for one of Hdf5Store.compressions; UnknownCodecError if malformed."""
+    family, _, level_text = compression.partition(":")
+    if family == "lzf":
+        if level_text:
+            raise UnknownCodecError(f"compression {compression!r}: lzf takes no level; use 'lzf'")
+        return {"compression": "lzf"}
+    low, high, level = FILTER_LEVELS[family]
+    if level_text:
+        if not level_text.isdigit() or not low <= int(level_text) <= high:
+            raise UnknownCodecError(f"compression {compression!r}: the {family} level must be from {low} to {high}")
+        level = int(level_text)
+    if family == "gzip":
+        return {"compression": "gzip", "compression_opts": level}
+    if family == "zstd":
+        return dict(hdf5plugin.Zstd(clevel=level))
+    return dict(hdf5plugin.Blosc(cname="zstd", clevel=level, shuffle=hdf5plugin.Blosc.BITSHUFFLE))
