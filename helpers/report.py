@@ -33,7 +33,7 @@ from helpers.fileio import write_atomically
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
-NOTEBOOKS = ("00-setup", "01-single-image", "02-many-images", "03-disk-usage", "09-conclusions")
+NOTEBOOKS = ("00-setup", "01-single-image", "02-many-images", "03-disk-usage", "06-compression", "09-conclusions")
 KERNEL = "python3"
 TITLE = "Storing lots of images in Python: PNG files, LMDB and HDF5, measured"
 
@@ -41,6 +41,9 @@ DEFAULT_CUTOFFS = [10, 100, 1000, 10000, 100000]
 QUICK_CUTOFFS = [10, 100, 1000]
 DEFAULT_METHODS = ["disk", "lmdb", "hdf5"]
 DEFAULT_REPEATS = 3
+DEFAULT_COMPRESSIONS = ["zstd", "blosc", "gzip", "lzf", "jpegls", "jpeg:90"]
+DEFAULT_COMPRESSION_IMAGES = 10000
+QUICK_COMPRESSION_IMAGES = 1000
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 PDF_TIMEOUT_SECONDS = 180
 HOW_TO_GET_CHROMIUM = (
@@ -119,6 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
                              "the NumPy floor is always measured beside them")
     parser.add_argument("--repeats", type=int, default=None,
                         help=f"timed runs per measurement, at least (default {DEFAULT_REPEATS}, quick 1)")
+    parser.add_argument("--compressions", type=parse_names, default=None,
+                        help="codecs and filters the compression chapter measures with every method that takes "
+                             f"them, e.g. zstd,blosc,jpeg:90 (default {','.join(DEFAULT_COMPRESSIONS)})")
+    parser.add_argument("--compression-images", type=int, default=None,
+                        help=f"CIFAR images of the compression chapter (default {DEFAULT_COMPRESSION_IMAGES:,}, "
+                             f"quick {QUICK_COMPRESSION_IMAGES:,})")
     parser.add_argument("--no-cold-cache", dest="cold_cache", action="store_false",
                         help="measure warm reads only (no page-cache eviction)")
     parser.add_argument("--output-dir", type=Path, default=PROJECT_ROOT / "reports",
@@ -150,6 +159,18 @@ def notebook_parameters(args: argparse.Namespace) -> dict:
     if dataset not in ("auto", "cifar10", "synthetic"):
         dataset = str(Path(dataset).resolve())
     output_dir = args.output_dir.resolve()
+    compressions = args.compressions or DEFAULT_COMPRESSIONS
+    try:
+        from helpers.compression import variants
+
+        variants(methods, compressions)
+    except ValueError as error:  # UnknownCodecError: a codec no method takes, or a level out of range
+        raise ReportError(f"--compressions: {error}") from None
+    compression_images = args.compression_images or (
+        QUICK_COMPRESSION_IMAGES if args.quick else DEFAULT_COMPRESSION_IMAGES
+    )
+    if compression_images < 1:
+        raise ReportError(f"--compression-images must be at least 1, got {compression_images}")
     return {
         "dataset": dataset,
         "cutoffs": list(cutoffs),
@@ -159,6 +180,8 @@ def notebook_parameters(args: argparse.Namespace) -> dict:
         "work_dir": str(args.work_dir.resolve()),
         "results_dir": str(output_dir / "results"),
         "figures_dir": str(args.figures_dir.resolve()),
+        "compressions": list(compressions),
+        "compression_images": int(compression_images),
     }
 
 

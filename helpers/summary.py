@@ -501,3 +501,11 @@ def durability_statement(many: pd.DataFrame, durability: pd.DataFrame | None = N
         text += (f" A separate comparison at {dn:,} images measures every method with writes flushed "
                  "(durable=True: fsync of every file and folder, LMDB's own sync on commit) to show what durability costs.")
     return text
+
+
+def compression_conclusions(results_dir: str | os.PathLike[str]) -> str:
+    """The best lossless codec for each goal (smallest, fastest to read, best balance), per dataset the
+    compression chapter measured, computed from its results (``helpers.compression.best_codecs``)."""
+    from helpers import compression
+
+    return compression.conclusions(results_dir)
