@@ -1,0 +1,149 @@
+"""Compression targets: lossless codecs read back exactly, 16-bit scans shrink 3x, reads stay cheap.
+
+On 1,000 CIFAR-shaped images (``helpers.datasets.synthetic``) and 200 synthetic 512x512 16-bit scans
+(``helpers.datasets.synthetic_scans``; where that does not exist yet, a CT-like stand-in made here), every
+registered method stores the images with each lossless codec it accepts, and this checks that:
+
+- every lossless codec reads back exactly through every method that accepts it (both datasets);
+- on the scans, the best lossless codec reaches a ratio of at least 3x (raw pixels / file bytes);
+- a warm shuffled epoch (every image once, in a random order, in mini-batches of 256 through
+  ``read_indices``) with LMDB and zstd takes at most 2x LMDB without a codec on CIFAR, and with HDF5 and
+  Blosc at most 3x HDF5 without a codec on the scans.
+
+Each shuffled epoch is run once untimed, then timed ``--repeats`` times (or until 0.2 s); medians, all
+measured in this run. It prints the ratio and read time of every method and codec, each target met or
+missed, and exits 1 if one was missed.
+
+    .venv/bin/python benchmarks/compression.py [--repeats 3] [--work-dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from helpers import datasets, stores  # noqa: E402
+from helpers.compression import BATCH_SIZE, holds, read_epoch, variant_name  # noqa: E402
+from helpers.measure import disk_usage, format_seconds, time_call  # noqa: E402
+
+CIFAR_IMAGES = 1000
+SCANS = 200
+SCAN_SIZE = 512
+#: Every lossless codec or filter some method accepts.
+LOSSLESS = ("zstd", "blosc", "gzip", "lzf", "png", "jpegls", "jpeg2000", "webp")
+SCANS_RATIO = 3.0
+LMDB_ZSTD_SLOWDOWN = 2.0
+HDF5_BLOSC_SLOWDOWN = 3.0
+
+
+def stand_in_scans(n: int, size: int = SCAN_SIZE, seed: int = 0) -> np.ndarray:
+    """CT-like 16-bit slices for this benchmark only: a round field of view (0 outside it), air, a body
+    ellipse of soft tissue (about 1,000 + texture), darker lungs and bright bone, with noise of about 10
+    units, the level of a real scan's quantum noise; 12 significant bits of 16."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[-1:1:size * 1j, -1:1:size * 1j]
+    scans = np.empty((n, size, size), dtype=np.uint16)
+    for i in range(n):
+        wobble = 1 + 0.05 * np.sin(i / 7)
+        body = (x / (0.8 * wobble)) ** 2 + (y / 0.6) ** 2 < 1
+        lungs = ((np.abs(x) - 0.35) / 0.22) ** 2 + (y / (0.35 * wobble)) ** 2 < 1
+        bone = ((x / 0.12) ** 2 + ((y + 0.45) / 0.1) ** 2 < 1) | (np.abs(x ** 2 + y ** 2 - 0.5) < 0.004)
+        slice_ = np.full((size, size), 24.0)  # air inside the field of view
+        slice_[body] = 1040 + 30 * np.sin(6 * x[body] + i / 5) * np.cos(4 * y[body])
+        slice_[body & lungs] = 180 + 40 * np.cos(9 * y[body & lungs])
+        slice_[body & bone] = 1900 + 300 * np.sin(20 * x[body & bone])
+        slice_ += rng.normal(0, 10, size=(size, size)) * (slice_ > 100)
+        slice_[x ** 2 + y ** 2 > 0.98] = 0  # outside the scanner's round field of view
+        scans[i] = np.clip(slice_, 0, 4095).astype(np.uint16)
+    return scans
+
+
+def load_scans() -> tuple[np.ndarray, str]:
+    if hasattr(datasets, "synthetic_scans"):
+        return datasets.synthetic_scans(SCANS, size=SCAN_SIZE).images, "helpers.datasets.synthetic_scans"
+    return stand_in_scans(SCANS), ("a CT-like stand-in made by this benchmark "
+                                   "(helpers.datasets.synthetic_scans is not available in this version)")
+
+
+def measure(dataset: str, images: np.ndarray, work: Path, repeats: int) -> list[dict]:
+    """Each method without a codec and with every lossless codec it accepts: exact, ratio, shuffled epoch."""
+    labels = np.arange(len(images), dtype=np.int64)
+    order = np.random.default_rng(0).permutation(len(images))
+    rows = []
+    for method in stores.names():
+        cls = stores.store_class(method)
+        for compression in (None, *(c for c in LOSSLESS if c in cls.compressions)):
+            if not holds(compression, images.shape[1:], images.dtype):
+                continue
+            store = stores.open_store(method, work / dataset / variant_name(method, compression),
+                                      compression=compression)
+            store.store_many(images, labels)
+            back, back_labels = store.read_many(len(images))
+            epoch = time_call(lambda: read_epoch(store, order, BATCH_SIZE), repeats=repeats)
+            rows.append({
+                "dataset": dataset, "method": method,
+                "codec": compression or cls.native_compression or "none",
+                "exact": bool(np.array_equal(back, images) and np.array_equal(back_labels, labels)),
+                "ratio": images.nbytes / disk_usage(store.batch_path).apparent,
+                "epoch": epoch.median,
+            })
+            store.clear()
+            store.close()
+    return rows
+
+
+def find(rows: list[dict], dataset: str, method: str, codec: str) -> dict:
+    return next(row for row in rows if (row["dataset"], row["method"], row["codec"]) == (dataset, method, codec))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--work-dir", type=Path, default=None, help="where the stores go (default: a temporary folder)")
+    args = parser.parse_args()
+
+    cifar = datasets.synthetic(CIFAR_IMAGES).images
+    scans, scans_source = load_scans()
+    print(f"CIFAR: {len(cifar):,} images {cifar.shape[1:]} uint8 from helpers.datasets.synthetic")
+    print(f"scans: {len(scans):,} images {scans.shape[1:]} {scans.dtype} from {scans_source}")
+    print(f"shuffled epoch: mini-batches of {BATCH_SIZE} through read_indices, warm, median of "
+          f"{args.repeats}+ runs after an untimed one\n")
+    with tempfile.TemporaryDirectory(prefix="compression-", dir=args.work_dir) as work:
+        rows = measure("CIFAR", cifar, Path(work), args.repeats) + measure("scans", scans, Path(work), args.repeats)
+
+    header = f"{'dataset':<7} {'method':<7} {'codec':<9} {'exact':>5} {'ratio':>7} {'epoch':>10} {'per image':>10}"
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        count = CIFAR_IMAGES if row["dataset"] == "CIFAR" else SCANS
+        print(f"{row['dataset']:<7} {row['method']:<7} {row['codec']:<9} {'yes' if row['exact'] else 'NO':>5} "
+              f"{row['ratio']:>6.2f}x {format_seconds(row['epoch']):>10} {format_seconds(row['epoch'] / count):>10}")
+
+    inexact = [f"{r['dataset']} {r['method']}+{r['codec']}" for r in rows if not r["exact"]]
+    best_scan = max((r for r in rows if r["dataset"] == "scans"), key=lambda r: r["ratio"])
+    lmdb = find(rows, "CIFAR", "lmdb", "zstd")["epoch"] / find(rows, "CIFAR", "lmdb", "none")["epoch"]
+    hdf5 = find(rows, "scans", "hdf5", "blosc")["epoch"] / find(rows, "scans", "hdf5", "none")["epoch"]
+    targets = [
+        (not inexact, f"every lossless codec reads back exactly through every method that accepts it "
+                      f"({len(rows)} pairs{'; NOT: ' + ', '.join(inexact) if inexact else ''})"),
+        (best_scan["ratio"] >= SCANS_RATIO, f"scans, best lossless: {best_scan['method']} with {best_scan['codec']} "
+                                           f"{best_scan['ratio']:.2f}x (target >= {SCANS_RATIO:.0f}x)"),
+        (lmdb <= LMDB_ZSTD_SLOWDOWN, f"CIFAR shuffled epoch, LMDB zstd / LMDB raw: {lmdb:.2f}x "
+                                     f"(target <= {LMDB_ZSTD_SLOWDOWN:.0f}x)"),
+        (hdf5 <= HDF5_BLOSC_SLOWDOWN, f"scans shuffled epoch, HDF5 blosc / HDF5 raw: {hdf5:.2f}x "
+                                      f"(target <= {HDF5_BLOSC_SLOWDOWN:.0f}x)"),
+    ]
+    print()
+    for met, text in targets:
+        print(f"{'met   ' if met else 'MISSED'}  {text}")
+    return 0 if all(met for met, _ in targets) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
