@@ -20,7 +20,7 @@ DOCUMENTED_PARAMETERS = {
     "results_dir": "../reports/results",
     "figures_dir": "../figures",
     "compressions": ["zstd", "blosc", "gzip", "lzf", "jpegls", "jpeg:90"],
-    "compression_images": 10000,
+    "compression_images": 5000,
 }
 MAX_CODE_LINES = 8
 
