@@ -17,6 +17,7 @@ from helpers.errors import (
     UnknownMethodError,
 )
 from helpers import codecs
+from helpers.compression import holds, lossy
 from helpers.stores import FLOOR, names, open_store, store_class
 from helpers.stores import codec
 from helpers.stores.disk import DiskStore
@@ -387,10 +388,6 @@ def compression_cases() -> list[tuple[str, str]]:
 COMPRESSION_CASES = compression_cases()
 
 
-def lossy(compression: str) -> bool:
-    return compression.partition(":")[0] in codecs.CODECS and codecs.is_lossy(compression)
-
-
 def smooth_images(n: int, shape, dtype, seed: int = 0) -> np.ndarray:
     """Gradients with a little noise: what lossy codecs are made for (noise alone they cannot keep)."""
     rng = np.random.default_rng(seed)
@@ -401,16 +398,6 @@ def smooth_images(n: int, shape, dtype, seed: int = 0) -> np.ndarray:
     images = images.reshape(n, height, width, *([1] * (len(shape) - 2)))
     images = np.broadcast_to(images, (n, *shape)) + rng.normal(0, peak / 200, size=(n, *shape))
     return np.clip(images, 0, peak).astype(dtype)
-
-
-def codec_holds(compression: str, shape, dtype) -> bool:
-    if compression.partition(":")[0] not in codecs.CODECS:
-        return True  # an HDF5 filter: any bytes
-    try:
-        codecs.get_codec(compression).check(shape, dtype)
-    except ImageFormatError:
-        return False
-    return True
 
 
 def test_every_method_but_the_floor_takes_compression():
@@ -424,7 +411,7 @@ def test_every_method_but_the_floor_takes_compression():
 @pytest.mark.parametrize("shape,dtype", SHAPES, ids=lambda v: str(v))
 def test_compressed_round_trip(tmp_path, method, compression, shape, dtype):
     store = open_store(method, tmp_path, compression=compression)
-    if not codec_holds(compression, shape, dtype):
+    if not holds(compression, shape, dtype):
         with pytest.raises(ImageFormatError, match="cannot hold"):
             store.store_many(random_images(3, shape, dtype), np.arange(3))
         assert store.files() == []  # refused before anything was written
