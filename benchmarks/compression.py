@@ -29,7 +29,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from helpers import datasets, stores  # noqa: E402
-from helpers.compression import BATCH_SIZE, holds, read_epoch, variant_name  # noqa: E402
+from helpers.compression import BATCH_SIZE, holds, read_epoch, same_codec, variant_name  # noqa: E402
 from helpers.measure import disk_usage, format_seconds, time_call  # noqa: E402
 
 CIFAR_IMAGES = 1000
@@ -79,7 +79,8 @@ def measure(dataset: str, images: np.ndarray, work: Path, repeats: int) -> list[
     rows = []
     for method in stores.names():
         cls = stores.store_class(method)
-        for compression in (None, *(c for c in LOSSLESS if c in cls.compressions)):
+        own = [c for c in LOSSLESS if c in cls.compressions and not same_codec(c, cls.native_compression)]
+        for compression in (None, *own):
             if not holds(compression, images.shape[1:], images.dtype):
                 continue
             store = stores.open_store(method, work / dataset / variant_name(method, compression),
