@@ -55,6 +55,7 @@ benchmark: setup
 	$(PY) benchmarks/cache_effects.py
 	$(PY) benchmarks/roundtrip.py
 	$(PY) benchmarks/synthetic_png_size.py
+	$(PY) benchmarks/formats.py
 	$(PY) benchmarks/compression.py
 
 clean:
