@@ -400,7 +400,7 @@ def smooth_images(n: int, shape, dtype, seed: int = 0) -> np.ndarray:
     return np.clip(images, 0, peak).astype(dtype)
 
 
-def test_every_method_but_the_floor_takes_compression():
+def test_the_articles_methods_take_compression_and_the_floor_none():
     assert store_class(FLOOR).compressions == ()
     for method in METHODS[:3]:
         assert store_class(method).compressions, method
