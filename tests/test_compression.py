@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import io
+import json
+import tarfile
+
 import h5py
 import lmdb
 import numpy as np
 import pytest
+import zarr
 from PIL import Image
 
 from helpers.codecs import get_codec
@@ -83,3 +88,34 @@ def test_disk_png_level_changes_the_size_not_the_pixels(tmp_path):
         sizes[level] = png_path(store.batch_path, 0).stat().st_size
         np.testing.assert_array_equal(store.read_many(4)[0], smooth)
     assert sizes[9] < sizes[0] / 2
+
+
+def test_tar_shards_of_compressed_images_open_with_tarfile_and_name_the_codec(tmp_path):
+
+    images, labels = images_and_labels()
+    store = open_store("tar", tmp_path, compression="png")
+    store.store_many(images, labels)
+    assert json.loads((store.batch_path / "batch.json").read_text())["compression"] == "png:6"
+    with tarfile.open(store.batch_path / "shard-000000.tar") as archive:
+        names = archive.getnames()[:4]
+        member = archive.extractfile("00000002.png").read()
+    assert names == ["00000000.cls", "00000000.png", "00000001.cls", "00000001.png"]
+    with Image.open(io.BytesIO(member)) as picture:
+        np.testing.assert_array_equal(np.asarray(picture), images[2])
+    with open(store.batch_path / "shard-000000.tar", "r+b") as handle:
+        handle.truncate(1500)
+    store.close()
+    with pytest.raises(CorruptStoreError, match="shard-000000.tar: shorter than its index says"):
+        store.read_indices([5])
+
+
+def test_zarr_compresses_one_image_per_chunk_with_zarrs_own_codec(tmp_path):
+
+
+    images, labels = images_and_labels(shape=(16, 16))
+    store = open_store("zarr", tmp_path, compression="blosc")
+    store.store_many(images, labels)
+    array = zarr.open_group(store.batch_path, mode="r")["images"]
+    assert array.chunks == (1, 16, 16)
+    assert [type(codec).__name__ for codec in array.compressors] == ["BloscCodec", "Crc32cCodec"]
+    np.testing.assert_array_equal(array[...], images)
