@@ -72,15 +72,16 @@ CODEC_CODES = {"png": 1, "zstd": 2, "blosc": 3, "jpeg2000": 4, "jpegls": 5, "web
 CODE_CODECS = {code: family for family, code in CODEC_CODES.items()}
 
 
+def compressed_header(shape: tuple[int, ...], dtype: np.dtype, family: str, label: int, length: int) -> bytes:
+    dims = tuple(shape) + (0,) * (3 - len(shape))
+    code = DTYPE_CODES[np.dtype(dtype).newbyteorder("<")]
+    return COMPRESSED_HEADER.pack(COMPRESSED_MAGIC, code, len(shape), CODEC_CODES[family], *dims, label, length)
+
+
 def encode_compressed(image: np.ndarray, label: int, image_codec: Codec) -> bytes:
     """One image as a compressed value: the header above, then ``image_codec``'s bytes."""
     payload = image_codec.encode(image)
-    dims = tuple(image.shape) + (0,) * (3 - image.ndim)
-    header = COMPRESSED_HEADER.pack(
-        COMPRESSED_MAGIC, DTYPE_CODES[image.dtype.newbyteorder("<")], image.ndim,
-        CODEC_CODES[image_codec.family], *dims, label, len(payload),
-    )
-    return header + payload
+    return compressed_header(image.shape, image.dtype, image_codec.family, label, len(payload)) + payload
 
 
 def decode_compressed(value: bytes | memoryview, where: str) -> tuple[np.ndarray, int]:
@@ -134,11 +135,7 @@ def decode_batch_values(
     whole list (``Codec.decode_many``). ``where(i)`` names value i in an error; a missing value is None.
     """
     count = len(values)
-    dims = tuple(shape) + (0,) * (3 - len(shape))
-    shared = np.frombuffer(COMPRESSED_HEADER.pack(
-        COMPRESSED_MAGIC, DTYPE_CODES[np.dtype(dtype).newbyteorder("<")], len(shape),
-        CODEC_CODES[image_codec.family], *dims, 0, 0,
-    )[:SHARED_FIELDS], dtype=np.uint8)
+    shared = np.frombuffer(compressed_header(shape, dtype, image_codec.family, 0, 0)[:SHARED_FIELDS], np.uint8)
     if any(value is None for value in values):
         missing = next(position for position, value in enumerate(values) if value is None)
         raise CorruptStoreError(f"{where(missing)}: the value is missing")
