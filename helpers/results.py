@@ -54,6 +54,7 @@ SUMMARY_COLUMNS = GROUP_COLUMNS + [
 WRITERS = {
     "single_image": "notebooks/01-single-image.ipynb",
     "many_images": "notebooks/02-many-images.ipynb",
+    "large_images": "notebooks/05-large-images.ipynb",
     "compression": "notebooks/06-compression.ipynb",
 }
 
