@@ -1,8 +1,7 @@
 """Compression targets: lossless codecs read back exactly, 16-bit scans shrink 3x, reads stay cheap.
 
 On 1,000 CIFAR-shaped images (``helpers.datasets.synthetic``) and 200 synthetic 512x512 16-bit scans
-(``helpers.datasets.synthetic_scans``; where that does not exist yet, a CT-like stand-in made here), every
-registered method stores the images with each lossless codec it accepts, and this checks that:
+(``helpers.datasets.synthetic_scans``, which compress like real CT slices), every registered method stores the images with each lossless codec it accepts, and this checks that:
 
 - every lossless codec reads back exactly through every method that accepts it (both datasets);
 - on the scans, the best lossless codec reaches a ratio of at least 3x (raw pixels / file bytes);
@@ -44,36 +43,6 @@ LOSSLESS = ("zstd", "blosc", "gzip", "lzf", "png", "jpegls", "jpeg2000", "webp")
 SCANS_RATIO = 3.0
 LMDB_ZSTD_SLOWDOWN = 2.0
 HDF5_BLOSC_SLOWDOWN = 3.0
-
-
-def stand_in_scans(n: int, size: int = SCAN_SIZE, seed: int = 0) -> np.ndarray:
-    """CT-like 16-bit slices for this benchmark only: a round field of view (0 outside it), air, a body
-    ellipse of soft tissue (about 1,000 + texture), darker lungs and bright bone, with noise of about 6 units
-    in the body and 2 in the air around it; 12 significant bits of 16. Tuned so that PNG and JPEG 2000
-    compress it about as they do real CT slices (3.5x and 5x)."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[-1:1:size * 1j, -1:1:size * 1j]
-    scans = np.empty((n, size, size), dtype=np.uint16)
-    for i in range(n):
-        wobble = 1 + 0.05 * np.sin(i / 7)
-        body = (x / (0.8 * wobble)) ** 2 + (y / 0.6) ** 2 < 1
-        lungs = ((np.abs(x) - 0.35) / 0.22) ** 2 + (y / (0.35 * wobble)) ** 2 < 1
-        bone = ((x / 0.12) ** 2 + ((y + 0.45) / 0.1) ** 2 < 1) | (np.abs(x ** 2 + y ** 2 - 0.5) < 0.004)
-        slice_ = np.full((size, size), 60.0)  # air inside the field of view
-        slice_[body] = 1040 + 30 * np.sin(6 * x[body] + i / 5) * np.cos(4 * y[body])
-        slice_[body & lungs] = 180 + 40 * np.cos(9 * y[body & lungs])
-        slice_[body & bone] = 1900 + 300 * np.sin(20 * x[body & bone])
-        slice_ += rng.normal(0, 1, size=(size, size)) * np.where(body, 6, 2)
-        slice_[x ** 2 + y ** 2 > 0.98] = 0  # outside the scanner's round field of view
-        scans[i] = np.clip(slice_, 0, 4095).astype(np.uint16)
-    return scans
-
-
-def load_scans() -> tuple[np.ndarray, str]:
-    if hasattr(datasets, "synthetic_scans"):
-        return datasets.synthetic_scans(SCANS, size=SCAN_SIZE).images, "helpers.datasets.synthetic_scans"
-    return stand_in_scans(SCANS), ("a CT-like stand-in made by this benchmark "
-                                   "(helpers.datasets.synthetic_scans is not available in this version)")
 
 
 def measure(dataset: str, images: np.ndarray, work: Path, repeats: int) -> list[dict]:
@@ -137,9 +106,9 @@ def main() -> int:
     args = parser.parse_args()
 
     cifar = datasets.synthetic(CIFAR_IMAGES).images
-    scans, scans_source = load_scans()
+    scans = datasets.synthetic_scans(SCANS, size=SCAN_SIZE).images
     print(f"CIFAR: {len(cifar):,} images {cifar.shape[1:]} uint8 from helpers.datasets.synthetic")
-    print(f"scans: {len(scans):,} images {scans.shape[1:]} {scans.dtype} from {scans_source}")
+    print(f"scans: {len(scans):,} images {scans.shape[1:]} {scans.dtype} from helpers.datasets.synthetic_scans")
     print(f"shuffled epoch: mini-batches of {BATCH_SIZE} through read_indices, warm, median of "
           f"{args.repeats}+ runs after an untimed one\n")
     with tempfile.TemporaryDirectory(prefix="compression-", dir=args.work_dir) as work:
