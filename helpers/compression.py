@@ -36,9 +36,10 @@ CIFAR = "CIFAR"
 SCANS = "16-bit scans"
 #: LMDB gives a value over about half a page whole overflow pages of its own.
 LMDB_PAGE = 4096
-#: Scans measured next to CIFAR, per CIFAR image measured (100 for 5,000): a scan is 170 times larger.
-SCANS_PER_IMAGE = 1 / 50
-MIN_SCANS = 20
+#: Scans measured next to CIFAR, per CIFAR image measured (20 for 5,000): a scan is 170 times larger, and
+#: its PNG takes about 0.1 s to write.
+SCANS_PER_IMAGE = 1 / 250
+MIN_SCANS = 10
 #: Images per mini-batch of the shuffled epoch (the loader's default batch size).
 BATCH_SIZE = 256
 
@@ -207,7 +208,7 @@ def run_and_save(
 
 
 def load_scans(compression_images: int) -> object | None:
-    """The synthetic 16-bit scans measured beside CIFAR (one per 50 CIFAR images, at least 20), or None,
+    """The synthetic 16-bit scans measured beside CIFAR (one per 250 CIFAR images, at least 10), or None,
     said in one line, when ``helpers.datasets.synthetic_scans`` does not exist in this version."""
     from helpers import datasets
 
