@@ -363,7 +363,8 @@ def findings(table: pd.DataFrame, what: str = CIFAR, quality: pd.DataFrame | Non
     if quality is not None:
         skipped = quality[(quality["dataset"] == what) & (quality["skipped"] != "")]
         if len(skipped):
-            sentences.append("Not measured: " + "; ".join(skipped["skipped"]) + ".")
+            reasons = dict.fromkeys(skipped["skipped"])  # one codec refused by several methods: said once
+            sentences.append("Not measured: " + "; ".join(reasons) + ".")
     return "\n".join(f"- {sentence}" for sentence in sentences)
 
 
