@@ -408,6 +408,8 @@ def scan_gallery(
         row = by_name.loc[title]
         axes.set_title(f"{title}\nPNG {row['png_ratio']:.2f}x, JPEG 2000 {row['jpeg2000_ratio']:.2f}x",
                        fontsize="small")
+    save(figure, figures_dir, name)
+    return figure
 
 
 def compression_trade_off_plot(
