@@ -119,3 +119,19 @@ def test_zarr_compresses_one_image_per_chunk_with_zarrs_own_codec(tmp_path):
     assert array.chunks == (1, 16, 16)
     assert [type(codec).__name__ for codec in array.compressors] == ["BloscCodec", "Crc32cCodec"]
     np.testing.assert_array_equal(array[...], images)
+
+
+def test_hdf5_blosc_random_reads_decode_chunks_directly_and_report_a_damaged_one(tmp_path):
+    smooth = np.tile(np.arange(64, dtype=np.uint16) * 50, (6, 64, 1))
+    store = open_store("hdf5", tmp_path, compression="blosc")
+    store.store_many(smooth, np.arange(6))
+    assert type(store.batch_reader()).__name__ == "BloscChunkReader"
+    np.testing.assert_array_equal(store.read_indices([4, 1])[0], smooth[[4, 1]])
+    with h5py.File(store.batch_path, "r") as file:
+        offset = file["images"].id.get_chunk_info(3).byte_offset
+    store.close()
+    with open(store.batch_path, "r+b") as handle:  # the chunk's decoded size, in its Blosc header
+        handle.seek(offset + 4)
+        handle.write(b"\xff\xff\x00\x00")
+    with pytest.raises(CorruptStoreError, match="many.h5: cannot read image 3"):
+        store.read_indices([3])
