@@ -37,8 +37,13 @@ report: setup pdf-deps
 	$(PY) -m helpers.report --dataset $(DATASET) $(if $(IMAGE_SIZE),--image-size $(IMAGE_SIZE)) $(if $(QUICK),--quick) $(REPORT_ARGS)
 
 # JupyterLab on this machine only, with the project's kernel (the venv's python3 spec wins over others).
+# As root (containers, CI, cloud machines) Jupyter needs --allow-root; it still listens on 127.0.0.1 only.
+# jupyter-config/ comes first on the config path: its labconfig/page_config.json switches off the
+# "get notified about Jupyter news?" pop-up (the announcements plugin). LAB_ROOT is asked only when lab runs.
+LAB_ROOT = $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 lab: setup $(VENV)/.lab-installed
-	JUPYTER_PREFER_ENV_PATH=1 $(PY) -m jupyter lab --ip=127.0.0.1 --no-browser --notebook-dir=notebooks
+	JUPYTER_PREFER_ENV_PATH=1 JUPYTER_CONFIG_PATH="$(CURDIR)/jupyter-config$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" \
+		$(PY) -m jupyter lab --ip=127.0.0.1 --no-browser --notebook-dir=notebooks $(LAB_ROOT)
 
 $(VENV)/.lab-installed: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[lab]'

@@ -5,9 +5,9 @@ pickled dicts) and the binary batches (``cifar-10-batches-bin``, fixed-size rows
 arbitrary code, so the python batches go through an unpickler that only rebuilds what a genuine batch
 holds: a uint8 array, lists, numbers and strings.
 
-When CIFAR-10 is neither on disk nor downloadable, ``synthetic`` draws CIFAR-shaped images whose PNG size
-matches real photos, so the storage numbers stay meaningful; its ``source`` starts with "SYNTHETIC" so the
-report can say so loudly.
+When CIFAR-10 is not on disk (``make data`` downloads it; nothing else does), ``synthetic`` draws
+CIFAR-shaped images whose PNG size matches real photos, so the storage numbers stay meaningful; its
+``source`` starts with "SYNTHETIC" so the report can say so loudly.
 """
 
 from __future__ import annotations
@@ -21,14 +21,15 @@ import tempfile
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 from tqdm import tqdm  # plain text: tqdm.auto needs ipywidgets inside notebooks
 
+from helpers.dataset_core import SYNTHETIC_PREFIX, Dataset, is_synthetic_source, make_chunks_in_threads
+
+__all__ = ["Dataset", "is_synthetic_source", "load", "load_cifar10", "load_folder", "download_cifar10", "synthetic",
+           "synthetic_scans", "SYNTHETIC_PREFIX"]
 from helpers.errors import DatasetError
 from helpers.fileio import fsync_tree, remove
 
@@ -51,40 +52,8 @@ CIFAR10_TRAIN_SIZE = 50_000
 DATA_ENV = "IMAGE_REPORT_DATA"
 OFFLINE_ENV = "IMAGE_REPORT_OFFLINE"
 SOURCES = ("auto", "cifar10", "synthetic", "scans")
-SYNTHETIC_PREFIX = "SYNTHETIC"
 CONNECT_TIMEOUT_SECONDS = 10.0
 DOWNLOAD_CHUNK_BYTES = 1 << 20
-
-
-@dataclass
-class Dataset:
-    """Images ``(n, height, width, channels)`` uint8 with their labels, and where they came from."""
-
-    images: np.ndarray
-    labels: np.ndarray
-    class_names: list[str]
-    source: str
-
-    def __post_init__(self) -> None:
-        self.labels = np.asarray(self.labels, dtype=np.int64)
-        if self.images.ndim != 4:
-            raise DatasetError(f"images must be (n, height, width, channels), got shape {self.images.shape}")
-        if self.labels.shape != (len(self.images),):
-            raise DatasetError(
-                f"{len(self.images)} images but labels of shape {self.labels.shape}; expected one label each"
-            )
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    @property
-    def is_synthetic(self) -> bool:
-        return is_synthetic_source(self.source)
-
-
-def is_synthetic_source(source: object) -> bool:
-    """Whether a dataset description (``Dataset.source``, as recorded beside the results) is the stand-in."""
-    return str(source).startswith(SYNTHETIC_PREFIX)
 
 
 def default_data_root() -> Path:
@@ -458,7 +427,6 @@ SIDE = 32
 # Images are made in fixed chunks, each from its own seeded generator, so that synthetic(k) is a prefix of
 # synthetic(n) for k < n, and the work stays in the CPU cache.
 CHUNK_IMAGES = 256
-MAX_THREADS = 8
 # Tuned with benchmarks/synthetic_png_size.py so that Pillow's default PNG averages CIFAR-10's 2,270 bytes.
 _COARSE_SIZES = (2, 4, 8)  # colour and light vary slowly: per-channel grids, refined twice
 _DETAIL_SIZE = 16  # brightness detail, shared by the channels
@@ -581,21 +549,6 @@ def _synthetic_chunk(seed: int, chunk: int) -> np.ndarray:
     return images
 
 
-def make_chunks_in_threads(make_chunk: Callable[[int], None], chunks: int) -> None:
-    """``make_chunk(0) ... make_chunk(chunks - 1)``, on one thread per core.
-
-    numpy releases the GIL in its array loops, so threads share the cores; as long as every chunk draws
-    from its own generator, the result does not depend on which thread made which chunk.
-    """
-    workers = min(chunks, os.cpu_count() or 1, MAX_THREADS)
-    if workers > 1:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            list(pool.map(make_chunk, range(chunks)))
-    else:
-        for chunk in range(chunks):
-            make_chunk(chunk)
-
-
 def synthetic(n: int, seed: int = 0) -> Dataset:
     """``n`` deterministic CIFAR-shaped images of ten shape classes on natural-looking backgrounds.
 
@@ -645,20 +598,26 @@ def _resize(dataset: Dataset, n: int | None) -> Dataset:
     return Dataset(images=images, labels=labels, class_names=dataset.class_names, source=source)
 
 
-def _local_or_download(root: Path) -> Dataset:
-    if _find_batches_folder(root) is not None:
-        return load_cifar10(root)
-    return load_cifar10(download_cifar10(root))
+def _local(root: Path) -> Dataset:
+    """CIFAR-10 from the data folder; DatasetError saying how to get it (``make data``) when it is not there.
+
+    Never downloads: only ``make data`` (``download_cifar10``) goes to the network, so a report does not
+    wait on it or fetch 170 MB unasked.
+    """
+    if _find_batches_folder(root) is None:
+        raise DatasetError(f"CIFAR-10 is not in {root}. {_how_to_get_cifar10(root)}")
+    return load_cifar10(root)
 
 
 def load(source: str = "auto", n: int | None = None, *, size: int | tuple[int, int] | None = None) -> Dataset:
     """The dataset the experiments use, ``n`` images of it (None: all; more than it has: repeated).
 
-    ``source``: "auto" = CIFAR-10 from the data folder, else downloaded into it, else synthetic (the
-    ``source`` text says which and why); "cifar10" = local or downloaded CIFAR-10, an error if neither;
-    "synthetic"; "scans" (``synthetic_scans``, 512x512 16-bit, ``size`` their side); the path of a
-    CIFAR-10 folder; or the path of a folder of images (``load_folder``: ``n`` reads at most n of them,
-    never repeated, and ``size`` resizes them). The data folder is $IMAGE_REPORT_DATA or data/raw.
+    ``source``: "auto" = CIFAR-10 from the data folder, else synthetic (the ``source`` text says which, and
+    how to get the real one: ``make data``); "cifar10" = CIFAR-10 from the data folder, an error saying how
+    to get it if it is missing; "synthetic"; "scans" (``synthetic_scans``, 512x512 16-bit, ``size`` their
+    side); the path of a CIFAR-10 folder; or the path of a folder of images (``load_folder``: ``n`` reads at
+    most n of them, never repeated, and ``size`` resizes them). The data folder is $IMAGE_REPORT_DATA or
+    data/raw. Nothing here downloads: ``make data`` does (``download_cifar10``).
     """
     root = default_data_root()
     if source == "synthetic":
@@ -666,20 +625,17 @@ def load(source: str = "auto", n: int | None = None, *, size: int | tuple[int, i
     if source == "scans":
         return synthetic_scans(SCANS_DEFAULT_COUNT if n is None else n, **({"size": size} if size else {}))
     if source == "cifar10":
-        return _resize(_local_or_download(root), n)
+        return _resize(_local(root), n)
     if source == "auto":
         if _find_batches_folder(root) is not None:  # present but damaged is an error, not a fallback
             return _resize(load_cifar10(root), n)
-        try:
-            return _resize(load_cifar10(download_cifar10(root)), n)
-        except DatasetError as error:
-            stand_in = synthetic(CIFAR10_TRAIN_SIZE if n is None else n)
-            stand_in.source = (
-                f"{SYNTHETIC_PREFIX} stand-in: no CIFAR-10 found in {root} and the download failed "
-                f"({error}); using {len(stand_in):,} generated images of "
-                f"{len(SYNTHETIC_CLASS_NAMES)} shape classes with PNG sizes like CIFAR-10's photos"
-            )
-            return stand_in
+        stand_in = synthetic(CIFAR10_TRAIN_SIZE if n is None else n)
+        stand_in.source = (
+            f"{SYNTHETIC_PREFIX} stand-in: no CIFAR-10 found in {root}; using {len(stand_in):,} generated "
+            f"images of {len(SYNTHETIC_CLASS_NAMES)} shape classes with PNG sizes like CIFAR-10's photos. "
+            f"{_how_to_get_cifar10(root)}"
+        )
+        return stand_in
     if isinstance(source, (str, os.PathLike)) and Path(source).exists():
         if is_image_folder(source):
             from helpers.image_folder import NoImagesError

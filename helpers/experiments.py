@@ -123,6 +123,19 @@ def run_single(
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
+def check_space_for_batches(
+    work_dir: str | Path, methods: Sequence[str], cutoffs: Sequence[int], images: np.ndarray
+) -> None:
+    """InsufficientSpaceError before anything is written unless the largest batch of every method fits at
+    once (bytes and files): each store keeps one batch at a time."""
+    needed = stores.experiment_bytes(methods, cutoffs, images.shape[1:], images.dtype, include_single=False)
+    files = stores.experiment_files(methods, cutoffs, include_single=False)
+    space.check_free_space(
+        work_dir, needed, f"{len(methods)} stores of up to {max(cutoffs):,} images of {images.shape[1:]}",
+        needed_files=files,
+    )
+
+
 def run_many(
     images: np.ndarray | object,
     labels: np.ndarray | None,
@@ -153,9 +166,7 @@ def run_many(
     if not settings:
         raise ValueError("durable must be True, False, or a non-empty list of them")
 
-    # Each store keeps one batch at a time: the largest cutoff of every method must fit at once.
-    needed = space.experiment_bytes(methods, cutoffs, images.shape[1:], images.dtype, include_single=False)
-    space.check_free_space(work_dir, needed, f"{len(methods)} stores of up to {max(cutoffs):,} images")
+    check_space_for_batches(work_dir, methods, cutoffs, images)
     steps = [(method, n) for method in methods for n in cutoffs]
     rows: list[dict] = []
     for method, n in progress_bar(steps, progress):
@@ -280,7 +291,9 @@ def progress_bar(steps: list[tuple[str, int]], enabled: bool):
     if not enabled:
         yield from steps
         return
-    from tqdm.auto import tqdm
+    # Plain text: tqdm.auto inside a kernel warns (TqdmExperimentalWarning) or wants ipywidgets; the report
+    # shows this bar on the console through the kernel's stderr anyway.
+    from tqdm import tqdm
 
     with tqdm(steps, desc="methods x cutoffs", unit="step") as bar:
         for method, n in bar:

@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm  # plain text: tqdm.auto needs ipywidgets inside notebooks
 
+from helpers.dataset_core import Dataset
 from helpers.errors import DatasetError
 
 PILLOW_SUFFIXES = {
@@ -450,7 +451,6 @@ def load_folder(
     ``limit``: read only the first ``limit`` images of the stable order. ``workers``: processes decoding
     (default: one per CPU; 1 decodes in this process). ``progress``: a progress bar on stderr.
     """
-    from helpers.datasets import Dataset
 
     size = _checked_size(size)
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1):

@@ -16,9 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from helpers import datasets, experiments, scans, space, stores
+from helpers import datasets, experiments, scans, stores
 from helpers.errors import CorruptStoreError
-from helpers.measure import time_call
 from helpers.results import COLUMNS
 
 LARGE_EXPERIMENT = "large_images"
@@ -108,8 +107,7 @@ def run_large(
     cutoffs = experiments.checked_cutoffs(cutoffs, len(images))
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive number of images, got {batch_size!r}")
-    needed = space.experiment_bytes(methods, cutoffs, images.shape[1:], images.dtype, include_single=False)
-    space.check_free_space(work_dir, needed, f"{len(methods)} stores of up to {max(cutoffs):,} large images")
+    experiments.check_space_for_batches(work_dir, methods, cutoffs, images)
     rows: list[dict] = []
     previous: dict[str, tuple[int, float]] = {}  # method -> (n, median seconds of its last store)
     for method, n in experiments.progress_bar([(m, n) for m in methods for n in cutoffs], progress):

@@ -22,9 +22,17 @@ from matplotlib.figure import Figure
 from helpers.stores import FLOOR
 
 #: How the methods are named in figures; a method not listed here is shown by its registry name.
-METHOD_LABELS = {"disk": "PNG files", "lmdb": "LMDB", "hdf5": "HDF5", "npy": "NumPy floor (npy)"}
-METHOD_COLORS = {"disk": "#1f77b4", "lmdb": "#ff7f0e", "hdf5": "#2ca02c", "npy": "#555555"}
-EXTRA_COLORS = ("#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
+METHOD_LABELS = {
+    "disk": "PNG files", "lmdb": "LMDB", "hdf5": "HDF5", "zarr": "Zarr", "tar": "WebDataset tar",
+    "parquet": "Parquet", "arrow": "Arrow IPC", "sqlite": "SQLite", "npy": "NumPy floor (npy)",
+}
+#: The article's three keep matplotlib's first three colours; the others are the rest of its palette,
+#: skipping red and grey (grey is the floor's), so no two methods share a colour in any figure.
+METHOD_COLORS = {
+    "disk": "#1f77b4", "lmdb": "#ff7f0e", "hdf5": "#2ca02c", "zarr": "#9467bd", "tar": "#8c564b",
+    "parquet": "#e377c2", "arrow": "#17becf", "sqlite": "#bcbd22", "npy": "#555555",
+}
+EXTRA_COLORS = ("#d62728", "#393b79", "#e7969c", "#637939", "#7b4173")  # methods not named above
 ARTICLE_ORDER = ("disk", "lmdb", "hdf5")
 CACHE_STYLES = {"": "-", "warm": "-", "cold": "--"}
 OPERATION_TITLES = {
@@ -34,6 +42,8 @@ OPERATION_TITLES = {
     "read_single": "Reading one image",
 }
 SAVE_DPI = 150
+LEGEND_INSIDE_MAX = 8  # legend entries that fit inside a plot without hiding its lines
+STYLE_KEY = "line-style-key"  # gid of the legend entries that explain line styles rather than name a method
 
 
 def method_label(method: str) -> str:
@@ -47,11 +57,15 @@ def method_color(method: str) -> str:
 
 
 def ordered_methods(methods: Sequence[str]) -> list[str]:
-    """The article's three in its order, then any other method, the reference floor last."""
+    """The article's three in its order, then the other registered methods in registry order (any unknown
+    name after them, sorted), the reference floor last."""
+    from helpers.stores import names
+
     present = list(dict.fromkeys(methods))
     first = [m for m in ARTICLE_ORDER if m in present]
-    others = sorted(m for m in present if m not in ARTICLE_ORDER and m != FLOOR)
-    return first + others + ([FLOOR] if FLOOR in present else [])
+    registered = [m for m in names() if m in present and m not in first and m != FLOOR]
+    unknown = sorted(m for m in present if m not in first and m not in registered and m != FLOOR)
+    return first + registered + unknown + ([FLOOR] if FLOOR in present else [])
 
 
 def save(figure: Figure, figures_dir: str | os.PathLike[str], name: str) -> list[Path]:
@@ -125,13 +139,37 @@ def _lines_per_method_and_cache(axes, rows: pd.DataFrame, cache_label: str, **li
     """
     caches = _caches(rows)
     for method in ordered_methods(rows["method"]):
+        labelled = False
         for cache in caches:
             part = rows[(rows["method"] == method) & (rows["cache"] == cache)]
             if part.empty:
                 continue
-            label = method_label(method) + (cache_label.format(cache) if cache and len(caches) > 1 else "")
-            _line(axes, part, method, linestyle=CACHE_STYLES[cache], label=label, **line_options)
+            # One legend entry per method (its colour); the line styles get a key of their own below.
+            _line(axes, part, method, linestyle=CACHE_STYLES[cache],
+                  label=None if labelled else method_label(method), **line_options)
+            labelled = True
+    if len(caches) > 1:
+        _style_key(axes, {cache_label.format(cache).strip(" ,"): CACHE_STYLES[cache] for cache in caches})
     return caches
+
+
+def _style_key(axes, styles: dict[str, str]) -> None:
+    """Legend entries for what each line style means (black lines that draw nothing)."""
+    for label, style in styles.items():
+        axes.plot([], [], color="black", linestyle=style, linewidth=1.2, label=label, gid=STYLE_KEY)
+
+
+def _legend(axes, fontsize: str = "small") -> None:
+    """The methods, then the line-style key; inside the axes when short, beside them when it would hide lines."""
+    def explains_a_style(pair) -> bool:  # errorbar containers have no gid
+        return getattr(pair[0], "get_gid", lambda: None)() == STYLE_KEY
+
+    pairs = sorted(zip(*axes.get_legend_handles_labels()), key=explains_a_style)
+    handles, labels = [pair[0] for pair in pairs], [pair[1] for pair in pairs]
+    if len(labels) > LEGEND_INSIDE_MAX:
+        axes.legend(handles, labels, fontsize=fontsize, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
+    else:
+        axes.legend(handles, labels, fontsize=fontsize)
 
 
 def _log_log_axes(axes, counts: Sequence[int]) -> None:
@@ -170,7 +208,7 @@ def timing_plot(
         title += f", {caches[0]} cache"
     axes.set_title(title)
     axes.set_ylabel("Seconds (median; bars: fastest to slowest run)")
-    axes.legend(fontsize="small")
+    _legend(axes)
     save(figure, figures_dir, name or f"{operation}_{'log' if log else 'linear'}")
     return figure
 
@@ -189,14 +227,17 @@ def store_and_read_plot(
     figure = Figure(figsize=(8, 5), layout="constrained")
     axes = figure.subplots()
     for method in ordered_methods([*stored["method"], *read["method"]]):
-        for rows, style, verb in ((stored, "-", "store"), (read, ":", "read")):
+        labelled = False
+        for rows, style in ((stored, "-"), (read, ":")):
             part = rows[rows["method"] == method]
             if not part.empty:
-                _line(axes, part, method, linestyle=style, label=f"{method_label(method)}, {verb}")
+                _line(axes, part, method, linestyle=style, label=None if labelled else method_label(method))
+                labelled = True
+    _style_key(axes, {"store": "-", f"read ({cache} cache)": ":"})
     _log_log_axes(axes, stored["n_images"])
     axes.set_title(f"Storing (solid) and reading (dotted, {cache} cache) many images")
     axes.set_ylabel("Seconds (median; bars: fastest to slowest run)")
-    axes.legend(fontsize="small", ncol=2)
+    _legend(axes)
     save(figure, figures_dir, name)
     return figure
 
@@ -216,7 +257,7 @@ def per_image_plot(
         _lines_per_method_and_cache(axes, rows, ", {}", per_image=True, unit=1e6)
         _log_log_axes(axes, rows["n_images"])
         axes.set_title(f"{OPERATION_TITLES[operation]}: cost per image")
-        axes.legend(fontsize="x-small")
+    _legend(read_axes, fontsize="x-small")  # the same methods and styles in both panels
     store_axes.set_ylabel("Microseconds per image (median; bars: min-max)")
     save(figure, figures_dir, name)
     return figure
@@ -292,7 +333,8 @@ def disk_usage_stacked(
             ])
             axes.bar(range(len(methods)), sizes, 0.6, bottom=bottom, color=color, label=f"{cutoff:,} images")
             bottom += sizes
-        axes.set_xticks(range(len(methods)), [method_label(m) for m in methods])
+        axes.set_xticks(range(len(methods)), [method_label(m) for m in methods],
+                        rotation=30 if len(methods) > 4 else 0, ha="right" if len(methods) > 4 else "center")
         axes.set_title(title)
         axes.grid(True, axis="y", alpha=0.3)
     figure.axes[0].set_ylabel("KB (1 KB = 1,000 bytes), one segment per store size")
@@ -317,16 +359,16 @@ def bytes_per_image_plot(
         part = rows[rows["method"] == method].sort_values("n_images")
         color = method_color(method)
         axes.plot(part["n_images"], part["bytes_allocated"] / part["n_images"], "-o", color=color,
-                  markersize=4, label=f"{method_label(method)}, allocated")
-        axes.plot(part["n_images"], part["bytes_apparent"] / part["n_images"], "--", color=color,
-                  label=f"{method_label(method)}, apparent")
+                  markersize=4, label=method_label(method))
+        axes.plot(part["n_images"], part["bytes_apparent"] / part["n_images"], "--", color=color)
+    _style_key(axes, {"allocated": "-", "apparent": "--"})
     if raw_image_bytes:
         axes.axhline(raw_image_bytes, color="black", linewidth=0.8, linestyle=":",
                      label=f"raw pixels ({raw_image_bytes:,} bytes)")
     _log_log_axes(axes, rows["n_images"])
     axes.set_ylabel("Bytes per image")
     axes.set_title("Disk space per image")
-    axes.legend(fontsize="x-small", ncol=2)
+    _legend(axes, fontsize="x-small")
     save(figure, figures_dir, name)
     return figure
 

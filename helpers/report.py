@@ -26,10 +26,15 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import nbformat
 
 from helpers.fileio import write_atomically
+from helpers.stores import FLOOR, names
+
+if TYPE_CHECKING:
+    from traitlets.config import Config
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
@@ -38,11 +43,12 @@ NOTEBOOKS = (
     "09-conclusions",
 )
 KERNEL = "python3"
-TITLE = "Storing lots of images in Python: PNG files, LMDB and HDF5, measured"
+TITLE = "Storing lots of images in Python: PNG files, LMDB, HDF5 and today's formats, measured"
 
 DEFAULT_CUTOFFS = [10, 100, 1000, 10000, 100000]
 QUICK_CUTOFFS = [10, 100, 1000]
-DEFAULT_METHODS = ["disk", "lmdb", "hdf5"]
+#: Every registered storage method but the floor (which is always measured beside them), in report order.
+DEFAULT_METHODS = [name for name in names() if name != FLOOR]
 DEFAULT_REPEATS = 3
 DEFAULT_LARGE_CUTOFFS = [10, 100, 1000]
 QUICK_LARGE_CUTOFFS = [10, 100]
@@ -128,8 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the notebooks and write the report (HTML and PDF) with the timing graphs.",
     )
     parser.add_argument("--dataset", default="auto",
-                        help='"auto" (local CIFAR-10, else download, else synthetic), "cifar10", "synthetic", '
-                             '"scans", the path of a CIFAR-10 folder, or a folder of your own images (default: auto)')
+                        help='"auto" (CIFAR-10 from data/raw, else synthetic; never downloads: `make data` does), '
+                             '"cifar10" (an error if missing), "synthetic", "scans", the path of a CIFAR-10 folder, '
+                             "or a folder of your own images (default: auto)")
     parser.add_argument("--image-size", type=parse_image_size, default=None,
                         help="resize the images of a folder to this size, keeping the aspect ratio and cropping "
                              "the centre: 256 or 256x192 (height x width); needed when their sizes differ")
@@ -274,6 +281,24 @@ def kernel_environment() -> None:
         os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), path) if p)
 
 
+def kernel_config() -> Config:
+    """Kernel-manager settings for papermill: the kernel's sockets encrypted, so it does not warn that it
+    "is running over TCP without encryption" once per notebook.
+
+    jupyter_client 8.10 provisions CurveZMQ keys to kernels whose spec declares support
+    (``KernelManager.transport_encryption = "auto"``; ipykernel's does). With an older jupyter_client or a
+    libzmq without Curve, the kernel talks over IPC sockets instead, which that warning names as the other
+    remedy (local files, no TCP port at all).
+    """
+    import zmq
+    from jupyter_client.manager import KernelManager
+    from traitlets.config import Config
+
+    if KernelManager.class_traits().get("transport_encryption") is not None and zmq.has("curve"):
+        return Config({"KernelManager": {"transport_encryption": "auto"}})
+    return Config({"KernelManager": {"transport": "ipc"}})
+
+
 def run_notebooks(
     names: Sequence[str], parameters: dict, executed_dir: Path, *, notebooks_dir: Path = NOTEBOOKS_DIR,
     progress: bool = True,
@@ -296,6 +321,7 @@ def run_notebooks(
                 cwd=str(notebooks_dir), progress_bar=progress, log_output=False,
                 # the notebooks' own progress bars (method and image count being measured) go to stderr
                 stderr_file=sys.stderr if progress else None,
+                config=kernel_config(),  # papermill passes it to nbclient, nbclient to the kernel manager
             )
         except PapermillExecutionError as error:
             raise ReportError(
@@ -407,7 +433,8 @@ def merge(executed: Sequence[Path], parameters: dict, notes: Sequence[str] = ())
         nbformat.v4.new_markdown_cell(
             f"# {TITLE}\n\nThe experiments of the article \"Three Ways of Storing and Accessing Lots of Images "
             "in Python\" (PNG files on disk, LMDB, HDF5), repeated on this machine with repeated timings, "
-            "warm and cold reads, measured disk usage and a raw NumPy reference floor."
+            "warm and cold reads, measured disk usage and a raw NumPy reference floor, next to the formats "
+            "teams pick today (those in the run's `methods`: Zarr, WebDataset tar shards, Parquet, Arrow, SQLite)."
         ),
         nbformat.v4.new_markdown_cell(banner),
         nbformat.v4.new_markdown_cell('<div class="report-toc">\n\n' + "\n".join(contents) + "\n\n</div>"),

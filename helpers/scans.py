@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from helpers.dataset_core import Dataset, make_chunks_in_threads
 from helpers.errors import DatasetError
 
 SCAN_PREFIX = "Generated"  # a chosen data set, not a fallback: no warning banner, but the source says it
@@ -157,7 +158,6 @@ def synthetic_scans(n: int, size: int = 512, seed: int = 0):
     slice (``benchmarks/large_images.py`` compares them with ``693_UNCR.dcm`` side by side). The first k
     scans do not depend on n.
     """
-    from helpers.datasets import Dataset, make_chunks_in_threads
 
     for name, value, least in (("n", n, 1), ("size", size, 16)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
@@ -229,7 +229,7 @@ def jpeg2000_bytes(image: np.ndarray) -> int:
     return buffer.tell()
 
 
-def compression_ratios(images: dict[str, np.ndarray]) -> "pd.DataFrame":  # noqa: F821 - pandas imported below
+def compression_ratios(images: dict[str, np.ndarray]) -> "pandas.DataFrame":
     """Raw bytes, PNG and lossless JPEG 2000 sizes and ratios (raw / compressed) of each named image."""
     import pandas as pd
 

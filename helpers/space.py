@@ -3,8 +3,9 @@
 The estimates are deliberately on the high side: running out of space half-way through a long write
 costs far more than refusing a write that would just have fitted. They count allocated space (whole
 4 KiB blocks per file), which is what fills a disk, not the apparent size of the files. Each store
-estimates its own layout (``Store.space_needed``) with the rules below; this module checks the request
-and adds up whole experiments.
+estimates its own layout (``Store.space_needed``, ``Store.files_needed``) with the rules below; this
+module checks the disk. Estimates by method name live with the registry (``helpers.stores``): the stores
+import this module, never the other way round.
 """
 
 from __future__ import annotations
@@ -12,12 +13,9 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-from collections.abc import Iterable
 from pathlib import Path
 
-import numpy as np
-
-from helpers.errors import ImageFormatError, InsufficientSpaceError
+from helpers.errors import InsufficientSpaceError
 from helpers.measure import format_bytes
 
 BLOCK = 4096  # filesystem block and LMDB page
@@ -28,65 +26,6 @@ LABEL_BYTES = 8  # int64
 def round_to_blocks(size: int) -> int:
     """``size`` bytes rounded up to whole blocks; an empty file still takes an inode and an entry."""
     return max(1, -(-int(size) // BLOCK)) * BLOCK
-
-
-def _check_request(
-    method: str, n_images: int, image_shape: tuple[int, ...], dtype: object
-) -> tuple[type, np.dtype]:
-    from helpers.stores import store_class  # the stores import this module
-    from helpers.stores.base import check_image_shape
-
-    store = store_class(method)  # UnknownMethodError names the known ones
-    if isinstance(n_images, (bool, np.bool_)) or not isinstance(n_images, (int, np.integer)) or n_images < 0:
-        raise ImageFormatError(f"n_images must be a non-negative integer, got {n_images!r}")
-    try:
-        dtype = np.dtype(dtype)
-    except TypeError as error:
-        raise ImageFormatError(f"dtype {dtype!r} is not a numpy dtype ({error})") from None
-    if not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) for d in image_shape):
-        raise ImageFormatError(f"image_shape must be integers, got {image_shape!r}")
-    check_image_shape(tuple(int(d) for d in image_shape), dtype)
-    return store, dtype
-
-
-def estimate_bytes(method: str, n_images: int, image_shape: tuple[int, ...], dtype: object) -> int:
-    """Disk space a batch of ``n_images`` written by ``method`` may take, rounded up to whole blocks."""
-    store, dtype = _check_request(method, n_images, image_shape, dtype)
-    return int(store.space_needed(int(n_images), tuple(int(d) for d in image_shape), dtype, single=False))
-
-
-def estimate_single_bytes(method: str, n_images: int, image_shape: tuple[int, ...], dtype: object) -> int:
-    """Disk space ``n_images`` images stored one at a time (store_single) by ``method`` may take."""
-    store, dtype = _check_request(method, n_images, image_shape, dtype)
-    return int(store.space_needed(int(n_images), tuple(int(d) for d in image_shape), dtype, single=True))
-
-
-def experiment_bytes(
-    methods: Iterable[str],
-    cutoffs: Iterable[int],
-    image_shape: tuple[int, ...],
-    dtype: object,
-    *,
-    include_single: bool = True,
-) -> int:
-    """Disk space a whole experiment may need at its peak.
-
-    Each store keeps one batch at a time, so only the largest cutoff counts; the reference floor is
-    measured beside the chosen methods. ``include_single`` adds that many images stored one by one.
-    """
-    from helpers.stores import FLOOR
-
-    cutoffs = list(cutoffs)
-    if not cutoffs:
-        raise ImageFormatError("cutoffs is empty; expected at least one number of images")
-    largest = max(cutoffs)
-    chosen = list(dict.fromkeys([*methods, FLOOR]))
-    total = 0
-    for method in chosen:
-        total += estimate_bytes(method, largest, image_shape, dtype)
-        if include_single:
-            total += estimate_single_bytes(method, largest, image_shape, dtype)
-    return total
 
 
 def existing_parent(path: str | os.PathLike[str]) -> Path:
@@ -107,17 +46,41 @@ def human_bytes(size: int) -> str:
     return f"{format_bytes(size)} ({int(size):,} bytes)"
 
 
-def check_free_space(path: str | os.PathLike[str], needed_bytes: int, what: str = "") -> None:
-    """Raise InsufficientSpaceError if the filesystem of ``path`` has less than ``needed_bytes`` free."""
+def free_files(path: str | os.PathLike[str]) -> int | None:
+    """Files (inodes) an unprivileged process may still create on the filesystem of ``path``.
+
+    None when the filesystem does not count inodes (btrfs, some network file systems report 0 in all):
+    there the number of files is limited by space only.
+    """
+    stats = os.statvfs(existing_parent(path))
+    if stats.f_files == 0:
+        return None
+    return int(stats.f_favail)
+
+
+def check_free_space(
+    path: str | os.PathLike[str], needed_bytes: int, what: str = "", needed_files: int = 0
+) -> None:
+    """Raise InsufficientSpaceError if the filesystem of ``path`` has less than ``needed_bytes`` free,
+    or fewer free inodes than ``needed_files`` (100,000 PNG files can run out of inodes first)."""
+    subject = what or "the write"
     available = free_bytes(path)
     if needed_bytes > available:
-        subject = what or "the write"
         error = InsufficientSpaceError(
             f"not enough free space for {subject} in {existing_parent(path)}: needs about "
             f"{human_bytes(needed_bytes)}, {human_bytes(available)} free; free some space or choose "
             f"another folder (work_dir)"
         )
         error.errno = errno.ENOSPC  # lets callers treat it like the OSError the write would have raised
+        raise error
+    files = free_files(path) if needed_files > 0 else None
+    if files is not None and needed_files > files:
+        error = InsufficientSpaceError(
+            f"not enough free inodes for {subject} in {existing_parent(path)}: needs about "
+            f"{int(needed_files):,} files, the filesystem can create {files:,} more; delete files or choose "
+            f"another folder (work_dir) on a filesystem with more inodes"
+        )
+        error.errno = errno.ENOSPC  # what creating the file past the last inode would raise
         raise error
 
 

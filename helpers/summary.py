@@ -285,7 +285,11 @@ def disk_explanation(summary: pd.DataFrame, raw_image_bytes: int) -> str:
         share = apparent / raw_image_bytes
         sizes = (f"{apparent:,.0f} bytes per image in file lengths ({share:.2f} x raw), {allocated:,.0f} bytes "
                  f"allocated ({allocated / raw_image_bytes:.2f} x raw)")
-        if method == "disk":
+        note = stores.store_class(method).disk_usage_note(
+            n, int(stored["bytes_apparent"]), int(stored["bytes_allocated"]), raw_image_bytes)
+        if note:
+            why = note
+        elif method == "disk":
             why = (f"PNG compresses each image (to {share:.0%} of its raw pixels here), but every image is a "
                    f"file of its own, and a file occupies whole 4 KiB blocks: a file of ~{apparent:,.0f} bytes "
                    f"still takes a full block, plus its name in the folder.")
@@ -299,7 +303,7 @@ def disk_explanation(summary: pd.DataFrame, raw_image_bytes: int) -> str:
         elif method == stores.FLOOR:
             why = "The NumPy floor is the raw array in one file: the least any uncompressed method can take."
         else:
-            why = "See the method's module for its layout."
+            why = stores.store_class(method).trade_off
         lines.append(f"- **{method_label(method)}**: {sizes}. {why}")
     return "\n".join(lines)
 
@@ -397,10 +401,24 @@ def recommendations(many: pd.DataFrame, single: pd.DataFrame | None = None,
               f"favours {method_label(best)}**")
     if second:
         advice += f", then {method_label(second)} ({times(reads[1][1] / reads[0][1])} slower to read)"
+    others = [CHOOSE_WHEN[m] for m in ordered_methods(many["method"]) if m in CHOOSE_WHEN]
     lines.append(advice + ". Choose PNG files when images must stay viewable and editable one by one, "
                  "LMDB when you need keyed random access and transactions, HDF5 when the set is one "
-                 "array that is written once and read in slices.")
+                 "array that is written once and read in slices" + "".join(f"; {o}" for o in others) + ".")
     return "\n".join(lines)
+
+
+#: When each of today's formats is the right pick whatever its speed here: what it offers that the
+#: measurements do not show (the numbers above say what it costs).
+CHOOSE_WHEN = {
+    "zarr": "Zarr when the set is an array read in chunks from object storage or by many workers",
+    "tar": "WebDataset tar shards when a training job streams the set sequentially from many shards",
+    "parquet": "Parquet when images travel with tabular data to analytics tools (pandas, DuckDB, Spark) "
+               "and are read in bulk, not at random",
+    "arrow": "Arrow IPC when a training loop reads at random from local disk (the layout Hugging Face "
+             "datasets keeps)",
+    "sqlite": "SQLite when images are added, replaced and looked up one by one, with transactions, in one file",
+}
 
 
 ARTICLE_RATIOS = (
@@ -652,6 +670,59 @@ def photos_vs_scans_statement(many: pd.DataFrame, large: pd.DataFrame | None, ph
         lines.append(f"Further from the floor with large images, so their cost grows with the pixels (copying, "
                      f"compressing, pages of their own): {', '.join(farther)}.")
     return "\n".join(lines)
+
+
+#: Fastest-to-slowest ratio of a measurement's runs above which the report explains the spread.
+SPREAD_WORTH_EXPLAINING = 1.5
+
+
+def spread_note(summary: pd.DataFrame) -> str:
+    """How far the runs of each ``store_many`` at the largest cutoff spread, and what that spread is.
+
+    Measured for LMDB (issue 10): over repeats of 100,000 images, the steps LMDB's own code takes besides
+    copying the values (fallocate of the map, opening, truncating and closing the environment) took a
+    few milliseconds each and barely varied, map growth never happened, and the system's dirty and
+    writeback pages before a run did not predict its time. The whole spread was in the copy into the
+    memory map: the kernel's time for giving a new file fresh page-cache pages, and the CPU time left by
+    other processes. So the sentence is computed from this run's numbers and says the spread is the
+    machine's.
+    """
+    rows = summary[(summary["operation"] == "store_many") & (summary["cache"] == "")]
+    if rows.empty:
+        return ""
+    n = int(rows["n_images"].max())
+    rows = rows[(rows["n_images"] == n) & (rows["runs"] > 1)]
+    if "durable" in rows:
+        rows = rows[~rows["durable"].astype(bool)]
+    spreads = []
+    for method in ordered_methods(rows["method"].unique()):
+        row = rows[rows["method"] == method].iloc[0]
+        if row["min"] > 0:
+            spreads.append((row["max"] / row["min"], method, row))
+    if not spreads:
+        return ""
+    widest = max(spreads, key=lambda item: item[0])
+    described = "; ".join(
+        f"{method_label(method)} {format_seconds(row['min'])} to {format_seconds(row['max'])} "
+        f"({times(ratio)})"
+        for ratio, method, row in spreads
+    )
+    if widest[0] < SPREAD_WORTH_EXPLAINING:
+        return (
+            f"**Spread between runs:** writing {n:,} images, each method's runs stayed within "
+            f"{times(widest[0])} of each other ({described})."
+        )
+    written = widest[2].get("bytes_allocated", float("nan"))
+    size = f" ({format_bytes(written)} here)" if np.isfinite(written) else ""
+    return (
+        f"**Spread between runs:** writing {n:,} images, the fastest and slowest runs of each method were "
+        f"{described}. The widest, {method_label(widest[1])} at {times(widest[0])}, is this machine's, not "
+        "the method's: every run wrote the same bytes into an emptied store, and the steps the code takes "
+        "around the copy (for LMDB: reserving, opening, truncating and closing its file) take milliseconds "
+        "and vary little. What varies is the operating system's share: handing the new batch fresh page "
+        f"cache{size} while the previous batch's pages are freed, and the CPU time other processes leave. "
+        "Compare methods by their medians; the range says how far one run on this machine can stray."
+    )
 
 
 def compression_conclusions(results_dir: str | os.PathLike[str]) -> str:

@@ -32,7 +32,7 @@ from cifar_fixtures import (
 )
 from PIL import Image
 
-from helpers import datasets
+from helpers import dataset_core, datasets
 from helpers.datasets import Dataset, download_cifar10, load, load_cifar10, synthetic
 from helpers.errors import DatasetError
 
@@ -524,9 +524,20 @@ def test_data_root_defaults_to_the_projects_data_raw(monkeypatch):
 def test_auto_falls_back_to_synthetic_and_says_why(data_root, no_network):
     dataset = load("auto", n=20)
     assert dataset.is_synthetic and len(dataset) == 20
-    assert str(data_root) in dataset.source and "download failed" in dataset.source
-    assert "IMAGE_REPORT_OFFLINE" in dataset.source
+    assert str(data_root) in dataset.source and "make data" in dataset.source
     np.testing.assert_array_equal(dataset.images, synthetic(20).images)
+
+
+def test_auto_never_uses_the_network_even_when_downloads_are_allowed(data_root, no_network, monkeypatch):
+    monkeypatch.setenv("IMAGE_REPORT_OFFLINE", "0")
+
+    def download(*args, **kwargs):
+        raise AssertionError("load() tried to download CIFAR-10")
+
+    monkeypatch.setattr(datasets, "download_cifar10", download)
+    dataset = load("auto", n=10)
+    assert dataset.is_synthetic and "make data" in dataset.source
+    assert not any(data_root.iterdir())  # nothing fetched, nothing half-written
 
 
 def test_auto_uses_local_cifar10(data_root, no_network):
@@ -544,22 +555,13 @@ def test_auto_does_not_hide_damaged_local_data(data_root, no_network):
         load("auto")
 
 
-def test_auto_downloads_when_allowed(data_root, archive, monkeypatch):
-    url, md5, (images, _) = archive
-    monkeypatch.setenv("IMAGE_REPORT_OFFLINE", "0")
-    official = datasets.download_cifar10
-    monkeypatch.setattr(
-        datasets, "download_cifar10", lambda dest: official(dest, url=url, md5=md5, progress=False)
-    )
-    dataset = load("auto")
-    assert not dataset.is_synthetic
-    np.testing.assert_array_equal(dataset.images, images)
-    assert (data_root / "cifar-10-batches-py").is_dir()
-
-
-def test_cifar10_source_errors_when_there_is_neither_data_nor_network(data_root, no_network):
-    with pytest.raises(DatasetError, match="IMAGE_REPORT_OFFLINE"):
+@pytest.mark.parametrize("offline", ["0", "1"])
+def test_cifar10_source_fails_with_the_advice_and_never_downloads(data_root, no_network, monkeypatch, offline):
+    monkeypatch.setenv("IMAGE_REPORT_OFFLINE", offline)
+    monkeypatch.setattr(datasets, "download_cifar10", lambda *a, **k: pytest.fail("load() downloaded"))
+    with pytest.raises(DatasetError, match="make data") as raised:
         load("cifar10")
+    assert str(data_root) in str(raised.value)
 
 
 def test_cifar10_source_reads_the_data_folder(data_root, no_network):
@@ -627,7 +629,7 @@ def test_a_path_that_is_not_cifar10_is_refused(tmp_path, data_root):
 
 def test_synthetic_does_not_depend_on_the_number_of_threads(monkeypatch):
     threaded = synthetic(700, seed=5).images
-    monkeypatch.setattr(datasets, "MAX_THREADS", 1)
+    monkeypatch.setattr(dataset_core, "MAX_THREADS", 1)
     np.testing.assert_array_equal(synthetic(700, seed=5).images, threaded)
 
 

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from helpers import space
+from helpers import space, stores
 from helpers.errors import (
     ImageFormatError,
     ImageNotFoundError,
@@ -264,39 +264,39 @@ def test_estimates_cover_what_each_store_really_allocates(tmp_path):
             store = open_store(method, tmp_path / method / "x".join(map(str, shape)))
             store.store_many(images, labels_for(300))
             used = allocated_bytes(store.batch_path)
-            estimate = space.estimate_bytes(method, 300, shape, np.uint8)
+            estimate = stores.estimate_bytes(method, 300, shape, np.uint8)
             assert estimate == store.estimated_batch_bytes(images)
             assert used <= estimate, f"{method} {shape}: {used} bytes allocated, estimated {estimate}"
             assert estimate <= 4 * max(used, 1) + 64 * 1024, f"{method} {shape}: estimate far too high"
             for image_id, image in enumerate(images[:20]):
                 store.store_single(image, image_id, label=image_id)
             single_used = sum(allocated_bytes(p) for p in store.files()) - used
-            assert single_used <= space.estimate_single_bytes(method, 20, shape, np.uint8)
+            assert single_used <= stores.estimate_single_bytes(method, 20, shape, np.uint8)
 
 
 def test_estimate_grows_with_the_batch_and_rejects_nonsense():
-    small = space.estimate_bytes("lmdb", 100, (32, 32, 3), np.uint8)
-    large = space.estimate_bytes("lmdb", 10_000, (32, 32, 3), np.uint8)
+    small = stores.estimate_bytes("lmdb", 100, (32, 32, 3), np.uint8)
+    large = stores.estimate_bytes("lmdb", 10_000, (32, 32, 3), np.uint8)
     assert large > 50 * small > 0
     assert large >= 10_000 * 4096  # one page per value at least
-    assert space.estimate_bytes("disk", 100, (32, 32, 3), "uint8") >= 100 * 4096  # a block per file at least
+    assert stores.estimate_bytes("disk", 100, (32, 32, 3), "uint8") >= 100 * 4096  # a block per file at least
     with pytest.raises(UnknownMethodError, match="tiff"):
-        space.estimate_bytes("tiff", 1, (32, 32, 3), np.uint8)
+        stores.estimate_bytes("tiff", 1, (32, 32, 3), np.uint8)
     with pytest.raises(ImageFormatError, match="n_images"):
-        space.estimate_bytes("hdf5", -1, (32, 32, 3), np.uint8)
+        stores.estimate_bytes("hdf5", -1, (32, 32, 3), np.uint8)
     with pytest.raises(ImageFormatError, match="float64"):
-        space.estimate_bytes("hdf5", 1, (32, 32, 3), np.float64)
+        stores.estimate_bytes("hdf5", 1, (32, 32, 3), np.float64)
 
 
 def test_experiment_bytes_counts_the_largest_cutoff_of_each_method_and_the_floor():
     shape = (32, 32, 3)
-    total = space.experiment_bytes(["disk", "lmdb"], [10, 1000, 100], shape, np.uint8, include_single=False)
-    expected = sum(space.estimate_bytes(m, 1000, shape, np.uint8) for m in ["disk", "lmdb", FLOOR])
+    total = stores.experiment_bytes(["disk", "lmdb"], [10, 1000, 100], shape, np.uint8, include_single=False)
+    expected = sum(stores.estimate_bytes(m, 1000, shape, np.uint8) for m in ["disk", "lmdb", FLOOR])
     assert total == expected
-    with_singles = space.experiment_bytes(["disk", "lmdb"], [10, 1000], shape, np.uint8)
+    with_singles = stores.experiment_bytes(["disk", "lmdb"], [10, 1000], shape, np.uint8)
     assert with_singles > total
     with pytest.raises(ImageFormatError, match="cutoffs"):
-        space.experiment_bytes(["disk"], [], shape, np.uint8)
+        stores.experiment_bytes(["disk"], [], shape, np.uint8)
 
 
 def test_free_bytes_looks_at_the_nearest_existing_folder(tmp_path):
@@ -572,6 +572,11 @@ def expect_named_error(store: Store, operation: str, argument: int, named: Path)
     assert named.name in message, message
 
 
+def zero_last_bytes(path: Path) -> None:
+    """Zero the end of a file: the footer and closing magic of Parquet and Arrow IPC files."""
+    overwrite(path, path.stat().st_size - 16, bytes(16))
+
+
 def garble(path: Path) -> None:
     path.write_bytes(b"{not json" + bytes(range(200, 256)))
 
@@ -619,6 +624,17 @@ def damage_cases():
         ("tar", "npy-header-garbage", many_file("shard-000000.tar"), lambda p: overwrite(p, 1536 + 5120, b"NUMPY"),
          "read_many", 10),
         ("tar", "single-tar-cut", lambda s: s.root / "single" / "2.tar", truncate_to_half, "read_single", 2),
+        ("parquet", "file-cut-in-half", many_file(""), truncate_to_half, "read_many", 10),
+        ("parquet", "footer-magic-zeroed", many_file(""), zero_last_bytes, "read_many", 10),
+        ("parquet", "cut-random-access", many_file(""), truncate_to_half, "read_indices", [299, 3]),
+        ("parquet", "single-cut", lambda s: s.root / "single" / "2.parquet", truncate_to_half, "read_single", 2),
+        ("arrow", "file-cut-in-half", many_file(""), truncate_to_half, "read_many", 10),
+        ("arrow", "footer-magic-zeroed", many_file(""), zero_last_bytes, "read_indices", [299, 3]),
+        ("arrow", "single-cut", lambda s: s.root / "single" / "2.arrow", truncate_to_half, "read_single", 2),
+        ("sqlite", "file-cut-in-half", many_file(""), truncate_to_half, "read_many", 300),
+        ("sqlite", "cut-random-access", many_file(""), truncate_to_half, "read_indices", [299, 3]),
+        ("sqlite", "header-zeroed", many_file(""), lambda p: overwrite(p, 0, bytes(100)), "read_many", 10),
+        ("sqlite", "single-cut", lambda s: s.root / "single.sqlite", truncate_to_half, "read_single", 2),
     ]
     return [
         pytest.param(m, locate, damage, op, arg, id=f"{m}-{what}")
@@ -827,7 +843,7 @@ def test_property_read_many_rejects_bad_counts(stores_for_bad_input, method, cou
     dtype=st.sampled_from([np.float32, np.int32, np.bool_, object, "not a dtype", np.uint8]),
 )
 def test_property_space_estimates_reject_bad_requests(method, n_images, shape, dtype):
-    assert_typed_error(lambda: space.estimate_bytes(method, n_images, shape, dtype))
+    assert_typed_error(lambda: stores.estimate_bytes(method, n_images, shape, dtype))
 
 
 def test_bad_input_left_every_store_as_it_was(stores_for_bad_input):

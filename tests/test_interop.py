@@ -1,6 +1,9 @@
-"""Each format's files read with that format's own ecosystem give exactly the images and labels we wrote."""
+"""Each format's files, written by our stores, read back exactly by that format's own ecosystem."""
 
 from __future__ import annotations
+
+import json
+import sqlite3
 
 import numpy as np
 import pytest
@@ -65,3 +68,95 @@ def test_tar_shards_read_unchanged_with_webdataset(tmp_path, shape, dtype, monke
     assert back.dtype == dtype
     np.testing.assert_array_equal(back, images)
     assert [sample["cls"] for sample in samples] == labels.tolist()
+
+
+def from_bytes(values, shape, dtype) -> np.ndarray:
+    """Images rebuilt from a sequence of raw little-endian byte strings, as a user of the format would."""
+    return np.stack([np.frombuffer(value, np.dtype(dtype).newbyteorder("<")).reshape(shape) for value in values])
+
+
+@pytest.mark.parametrize("shape,dtype", BATCHES, ids=str)
+def test_parquet_reads_with_pyarrow_and_pandas(tmp_path, shape, dtype):
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    images, labels = random_batch(600, shape, dtype, seed=5)
+    store = open_store("parquet", tmp_path)
+    store.store_many(images, labels)
+    store.store_single(images[7], 123, label=5)
+
+    table = pq.read_table(store.batch_path)
+    assert table.column_names == ["key", "label", "image"]
+    meta = json.loads(table.schema.metadata[b"image-storage-report"])
+    assert (tuple(meta["shape"]), meta["dtype"], meta["count"]) == (shape, np.dtype(dtype).name, len(images))
+    assert table.column("key").to_pylist() == list(range(len(images)))
+    assert table.column("label").to_pylist() == labels.tolist()
+    np.testing.assert_array_equal(from_bytes(table.column("image").to_pylist(), shape, dtype), images)
+    assert pq.ParquetFile(store.batch_path).num_row_groups > 1 or images[0].nbytes * len(images) < 768 * 1024
+
+    frame = pd.read_parquet(store.batch_path)
+    assert frame["label"].tolist() == labels.tolist()
+    np.testing.assert_array_equal(from_bytes(frame["image"], shape, dtype), images)
+
+    single = pq.read_table(store.single_path(123, ".parquet")).to_pylist()
+    assert [(row["key"], row["label"]) for row in single] == [(123, 5)]
+    np.testing.assert_array_equal(from_bytes([single[0]["image"]], shape, dtype)[0], images[7])
+
+
+def test_parquet_reads_with_duckdb(tmp_path):
+    import duckdb
+
+    shape, dtype = BATCHES[1]  # 16-bit: the bytes are little-endian whatever reads them
+    images, _ = random_batch(600, shape, dtype, seed=5)
+    labels = np.arange(600, dtype=np.int64) % 10 - 4  # a label the query can select
+    store = open_store("parquet", tmp_path)
+    store.store_many(images, labels)
+    with duckdb.connect() as connection:
+        rows = connection.execute(
+            "SELECT key, label, image FROM read_parquet(?) WHERE label = 3 ORDER BY key", [str(store.batch_path)]
+        ).fetchall()
+    wanted = np.flatnonzero(labels == 3)
+    assert [row[0] for row in rows] == wanted.tolist() and all(row[1] == 3 for row in rows)
+    np.testing.assert_array_equal(from_bytes([row[2] for row in rows], shape, dtype), images[wanted])
+
+
+@pytest.mark.parametrize("shape,dtype", BATCHES, ids=str)
+def test_arrow_reads_with_pyarrow_ipc_and_feather(tmp_path, shape, dtype):
+    import pyarrow as pa
+    import pyarrow.feather as feather
+
+    images, labels = random_batch(600, shape, dtype, seed=5)
+    store = open_store("arrow", tmp_path)
+    store.store_many(images, labels)
+
+    with pa.memory_map(str(store.batch_path)) as source:
+        table = pa.ipc.open_file(source).read_all()
+        assert table.column("label").to_pylist() == labels.tolist()
+        np.testing.assert_array_equal(from_bytes(table.column("image").to_pylist(), shape, dtype), images)
+    feathered = feather.read_table(store.batch_path)
+    assert feathered.column("key").to_pylist() == list(range(len(images)))
+    np.testing.assert_array_equal(from_bytes(feathered.column("image").to_pylist(), shape, dtype), images)
+
+
+@pytest.mark.parametrize("shape,dtype", BATCHES, ids=str)
+def test_sqlite_reads_with_the_standard_library(tmp_path, shape, dtype):
+    images, labels = random_batch(600, shape, dtype, seed=5)
+    store = open_store("sqlite", tmp_path)
+    store.store_many(images, labels)
+    store.store_single(images[3], 77, label=-1)
+
+    with sqlite3.connect(f"{store.batch_path.as_uri()}?mode=ro", uri=True) as connection:
+        rows = connection.execute("SELECT id, label, image FROM images ORDER BY id").fetchall()
+        meta = {key: json.loads(value) for key, value in connection.execute("SELECT key, value FROM metadata")}
+        assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    connection.close()
+    assert [row[0] for row in rows] == list(range(len(images)))
+    assert [row[1] for row in rows] == labels.tolist()
+    np.testing.assert_array_equal(from_bytes([row[2] for row in rows], shape, dtype), images)
+    assert (tuple(meta["shape"]), meta["dtype"], meta["count"]) == (shape, np.dtype(dtype).name, len(images))
+
+    single = sqlite3.connect(f"{(tmp_path / 'single.sqlite').as_uri()}?mode=ro", uri=True)
+    label, blob = single.execute("SELECT label, image FROM images WHERE id = 77").fetchone()
+    single.close()
+    assert label == -1
+    np.testing.assert_array_equal(from_bytes([blob], shape, dtype)[0], images[3])

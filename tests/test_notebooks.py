@@ -13,7 +13,7 @@ from helpers.report import NOTEBOOKS, NOTEBOOKS_DIR
 DOCUMENTED_PARAMETERS = {
     "dataset": "auto",
     "cutoffs": [10, 100, 1000, 10000, 100000],
-    "methods": ["disk", "lmdb", "hdf5"],
+    "methods": ["disk", "lmdb", "hdf5", "zarr", "tar", "parquet", "arrow", "sqlite"],
     "repeats": 3,
     "cold_cache": True,
     "work_dir": "../data/work",

@@ -102,8 +102,9 @@ def test_error_bars_run_from_the_fastest_to_the_slowest_run(many, tmp_path):
 def test_reads_draw_warm_solid_and_cold_dashed_for_every_method(many, tmp_path):
     figure = plots.timing_plot(many, tmp_path, "read_many")
     labels = [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
-    assert len(labels) == len(METHODS) * 2
-    assert "PNG files, cold cache" in labels and "NumPy floor (npy), warm cache" in labels
+    assert labels == ["PNG files", "LMDB", "HDF5", "NumPy floor (npy)", "warm cache", "cold cache"]
+    styles = {line.get_label(): line.get_linestyle() for line in figure.axes[0].get_lines()}
+    assert styles["warm cache"] == "-" and styles["cold cache"] == "--"
 
 
 def test_per_image_cost_divides_by_the_number_of_images(many, tmp_path):

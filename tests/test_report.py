@@ -11,6 +11,7 @@ import nbformat
 import pytest
 
 from helpers import report
+from helpers.stores import FLOOR, names
 
 PROJECT = Path(__file__).resolve().parent.parent
 TINY = {"cutoffs": [10, 50], "methods": ["disk", "lmdb", "hdf5"], "repeats": 1, "cold_cache": True,
@@ -127,7 +128,8 @@ def test_quick_profile_and_explicit_options():
     assert quick["cutoffs"] == report.QUICK_CUTOFFS and quick["repeats"] == 1 and quick["cold_cache"] is True
     default = report.notebook_parameters(parser.parse_args([]))
     assert default["cutoffs"] == [10, 100, 1000, 10000, 100000] and default["repeats"] == 3
-    assert default["methods"] == ["disk", "lmdb", "hdf5"]
+    assert default["methods"] == [name for name in names() if name != FLOOR]  # every method but the floor
+    assert default["methods"][:3] == ["disk", "lmdb", "hdf5"] and "sqlite" in default["methods"]
     custom = report.notebook_parameters(parser.parse_args(
         ["--quick", "--cutoffs", "50,10", "--repeats", "2", "--no-cold-cache", "--methods", "hdf5"]))
     assert custom["cutoffs"] == [10, 50] and custom["repeats"] == 2 and custom["cold_cache"] is False
@@ -270,3 +272,25 @@ def test_the_report_cautions_about_the_file_system_when_its_environment_says_so(
     info = environment.load(built["parameters"]["results_dir"])
     expected = info["filesystem_type"] == "ext4" and info["filesystem_journal"] is False
     assert ("without a journal" in built["page"]) is expected
+
+
+def test_every_method_explains_its_disk_usage_from_its_own_numbers():
+    from helpers import summary
+
+    measured = summary_of({"disk": 1e-3, "lmdb": 2e-5, "hdf5": 1e-5, "parquet": 2e-5, "arrow": 1e-5,
+                           "sqlite": 3e-5, "npy": 5e-6})
+    text = summary.disk_explanation(measured, raw_image_bytes=2900)
+    lines = {line.split("**")[1]: line for line in text.splitlines() if line.startswith("- **")}
+    assert list(lines) == ["PNG files", "LMDB", "HDF5", "Parquet", "Arrow IPC", "SQLite", "NumPy floor (npy)"]
+    for method in ("Parquet", "Arrow IPC", "SQLite"):  # 3,000 bytes per image measured, 2,900 of pixels
+        assert "100 bytes per image" in lines[method] and "3.4%" in lines[method], lines[method]
+    assert "row group" in lines["Parquet"] and "record-batch" in lines["Arrow IPC"] and "64 KiB" in lines["SQLite"]
+
+
+def test_the_conclusions_say_when_to_choose_each_measured_format():
+    from helpers import summary
+
+    text = summary.recommendations(summary_of({"disk": 1e-3, "lmdb": 2e-5, "hdf5": 1e-5, "arrow": 8e-6,
+                                               "sqlite": 3e-5, "npy": 5e-6}))
+    assert "this run favours Arrow IPC" in text and "then HDF5" in text
+    assert "SQLite when images are added" in text and "Parquet when" not in text  # only the methods measured

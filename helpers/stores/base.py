@@ -307,15 +307,24 @@ class Store(ABC):
 
     def _check_space_for(self, images: np.ndarray) -> None:
         needed = self.estimated_batch_bytes(images)
+        needed_files = self.files_needed(len(images), single=False)
         what = f"a {self.name} batch of {len(images)} images"
-        if space.free_bytes(self.root) >= needed:
+        free_files = space.free_files(self.root)
+        if space.free_bytes(self.root) >= needed and (free_files is None or free_files >= needed_files):
             return
         # Only now count what the previous batch frees: walking 100,000 PNG files is not free.
-        leftovers = (self.batch_path, self.partial_path, self.root / (self.batch_name + REMOVING_SUFFIX))
-        reclaimed = sum(allocated_bytes(path) for path in leftovers)
+        leftovers = [self.batch_path, self.partial_path, self.root / (self.batch_name + REMOVING_SUFFIX)]
+        usages = [disk_usage(path) for path in leftovers if path.exists()]
+        reclaimed = sum(usage.allocated for usage in usages)
+        reclaimed_files = sum(usage.files for usage in usages)  # regular files: folders are a bonus
         if reclaimed:
-            what += f" (counting {space.human_bytes(reclaimed)} freed by removing the previous batch)"
-        space.check_free_space(self.root, needed - reclaimed, what)
+            what += (
+                f" (counting {space.human_bytes(reclaimed)} and {reclaimed_files:,} files freed by removing "
+                f"the previous batch)"
+            )
+        space.check_free_space(
+            self.root, needed - reclaimed, what, needed_files=needed_files - reclaimed_files
+        )
 
     def _ran_out_of_space(self, error: Exception, needed: int) -> bool:
         """Whether a failed write failed for want of space (asked while its partial output still exists).
@@ -453,10 +462,25 @@ class Store(ABC):
         """Open the finished batch at ``path`` for random access (CorruptStoreError if it is damaged)."""
 
     @classmethod
+    def files_needed(cls, n_images: int, single: bool) -> int:
+        """Files and folders (inodes) ``n_images`` images may take, on the high side: as one batch, or one
+        by one if ``single``. This default suits a method keeping a batch in a few files and each single
+        image in a file of its own; methods with other layouts override it."""
+        return int(n_images) + 4 if single else 8
+
+    @classmethod
     @abstractmethod
     def space_needed(cls, n_images: int, image_shape: tuple[int, ...], dtype: np.dtype, single: bool) -> int:
         """Disk space ``n_images`` images of a valid shape and dtype may take, allocated blocks included, on
         the high side (``helpers.space`` has the shared rules): as one batch, or one by one if ``single``."""
+
+    @classmethod
+    def disk_usage_note(cls, n_images: int, apparent_bytes: int, allocated_bytes: int, raw_image_bytes: int) -> str:
+        """Why a batch of ``n_images`` took these measured bytes (file lengths, allocated blocks) when each
+        image has ``raw_image_bytes`` of pixels: a sentence or two of markdown for the report's disk-usage
+        chapter, its numbers computed from the arguments. "" (the default) makes the report fall back to
+        ``trade_off``."""
+        return ""
 
 
 def allocated_bytes(path: Path) -> int:

@@ -24,16 +24,19 @@ from __future__ import annotations
 
 import atexit
 import csv
+import gc
 import io
 import json
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, wait
+from multiprocessing import forkserver, resource_tracker
 from pathlib import Path
 
 import numpy as np
@@ -186,18 +189,77 @@ def worker_pool() -> ProcessPoolExecutor:
     fork is fast and needs no ``if __name__ == "__main__"`` guard in the caller's script, but forking a
     process that runs other threads (a Jupyter kernel does) can deadlock the child; there, forkserver.
     """
-    global _pool, _pool_owner
+    global _pool, _pool_owner, _helpers_started
     if _pool is None or _pool_owner != os.getpid():
         method = "fork" if threading.active_count() == 1 else "forkserver"
         context = multiprocessing.get_context(method)
         if method == "forkserver":
             context.set_forkserver_preload([__name__])
+        # The forkserver and the resource tracker start with the first worker; note whether they are ours.
+        _helpers_started = (
+            method == "forkserver" and getattr(forkserver._forkserver, "_forkserver_pid", 0) is None,
+            method == "forkserver" and getattr(resource_tracker._resource_tracker, "_pid", 0) is None,
+        )
         _pool = ProcessPoolExecutor(
-            max_workers=os.cpu_count() or 1, mp_context=context, initializer=die_with_parent
+            max_workers=os.cpu_count() or 1, mp_context=context, initializer=start_worker
         )
         _pool_owner = os.getpid()
-        atexit.register(_pool.shutdown)
+        # Registered after multiprocessing's own exit handler, so it runs first (atexit is last in, first
+        # out): the pool is down before multiprocessing finalizes what is left.
+        atexit.register(stop_pool)
+        stop_with_kernel()
     return _pool
+
+
+_helpers_started = (False, False)  # (forkserver, resource tracker) started for the pool by this process
+_kernels_watched: set[int] = set()
+
+
+def stop_pool() -> None:
+    """Shut the pool down, waiting for its workers, then the forkserver and resource tracker it started.
+
+    In a Jupyter kernel this must happen before the kernel shuts down: ipykernel first terminates its
+    child processes, and the resource tracker ignores SIGTERM, so it outlives the few seconds
+    jupyter_client waits; the kernel is then killed before its exit handlers run, and the tracker reports
+    the pool's queue semaphores as leaked ("There appear to be 5 leaked semaphore objects"). Stopped here
+    in order, everything is released and the kernel has no children left to wait for.
+    """
+    global _pool
+    pool = _pool
+    if pool is None or _pool_owner != os.getpid():
+        return
+    _pool = None
+    pool.shutdown(wait=True, cancel_futures=True)
+    del pool
+    gc.collect()  # the queues' semaphores: their finalizers unlink them and tell the tracker
+    forkserver_ours, tracker_ours = _helpers_started
+    stop_forkserver = getattr(forkserver._forkserver, "_stop", None)  # private: guarded for other Pythons
+    if forkserver_ours and stop_forkserver is not None:
+        stop_forkserver()
+    stop_tracker = getattr(resource_tracker._resource_tracker, "_stop", None)
+    if tracker_ours and stop_tracker is not None:
+        stop_tracker()  # only once the forkserver, which holds the tracker's pipe too, is gone
+
+
+def stop_with_kernel() -> None:
+    """In an IPython kernel, stop the pool as soon as the kernel is asked to shut down (``exit_now``)."""
+    shell_module = sys.modules.get("IPython")  # never import IPython just to ask
+    shell = shell_module.get_ipython() if shell_module is not None else None
+    if shell is None or id(shell) in _kernels_watched or not shell.has_trait("exit_now"):
+        return
+    _kernels_watched.add(id(shell))
+    shell.observe(lambda change: stop_pool() if change["new"] else None, names="exit_now")
+
+
+def start_worker() -> None:
+    """Run in each worker as it starts: ignore Ctrl-C, and die with the process that started it.
+
+    SIGINT is for the parent: a terminal's Ctrl-C, or jupyter_client interrupting a kernel as it shuts it
+    down, reaches the whole process group, workers included. A worker that took it would die with a
+    KeyboardInterrupt traceback each; the parent stops them itself (``in_pool`` cancels what is left).
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent()
 
 
 def die_with_parent() -> None:
@@ -272,6 +334,13 @@ class DiskStore(Store):
             return n_images * (png + space.BLOCK + space.DIRECTORY_ENTRY)
         labels = space.round_to_blocks(n_images * CSV_ROW_BYTES + 64)
         return n_images * png + labels + space.BLOCK + 3 * space.DIRECTORY_ENTRY + space.BLOCK  # + folder
+
+    @classmethod
+    def files_needed(cls, n_images: int, single: bool) -> int:
+        if single:  # <id>.png and <id>.csv, the single/ folder and a temporary file while one is written
+            return 2 * int(n_images) + 2
+        shards = -(-int(n_images) // SHARD_IMAGES)
+        return int(n_images) + shards + 3  # a PNG per image, a folder per shard, labels.csv, batch.json, many/
 
     def _store_single(self, image: np.ndarray, image_id: int, label: int) -> None:
         png = self.single_path(image_id, file_suffix(self.compression))

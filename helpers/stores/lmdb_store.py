@@ -129,6 +129,10 @@ class LmdbStore(Store):
         fixed = 8 * space.BLOCK + 2 * space.BLOCK  # meta pages, roots, the batch record; lock.mdb; the folder
         return n_images * pages_per_value * space.BLOCK + leaves_and_branches + fixed
 
+    @classmethod
+    def files_needed(cls, n_images: int, single: bool) -> int:
+        return 3  # the environment's folder, data.mdb and lock.mdb, however many images it holds
+
     @property
     def single_path(self) -> Path:
         return self.root / "single.lmdb"
