@@ -36,7 +36,7 @@ CIFAR = "CIFAR"
 SCANS = "16-bit scans"
 #: LMDB gives a value over about half a page whole overflow pages of its own.
 LMDB_PAGE = 4096
-#: Scans measured next to CIFAR, per CIFAR image measured (20 for 5,000): a scan is 170 times larger, and
+#: Scans measured next to CIFAR, per CIFAR image measured (10 for 2,000): a scan is 170 times larger, and
 #: its PNG takes about 0.1 s to write.
 SCANS_PER_IMAGE = 1 / 250
 MIN_SCANS = 10

@@ -23,7 +23,7 @@ DOCUMENTED_PARAMETERS = {
     "large_dataset": "scans",
     "large_cutoffs": [10, 100, 1000],
     "compressions": ["zstd", "blosc", "gzip", "lzf", "jpegls", "jpeg:90"],
-    "compression_images": 5000,
+    "compression_images": 2000,
 }
 MAX_CODE_LINES = 8
 
