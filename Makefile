@@ -64,6 +64,7 @@ benchmark: setup
 	$(PY) benchmarks/formats.py
 	$(PY) benchmarks/large_images.py
 	$(PY) benchmarks/random_access.py
+	$(PY) benchmarks/compression.py
 
 clean:
 	rm -rf data/work reports figures .pytest_cache .hypothesis

@@ -2,12 +2,15 @@
 ``"jpeg2000"``, ``"jpegls"``, ``"webp"`` (lossless), and the lossy ``"jpeg:90"`` and ``"webp:90"``.
 
 Each codec turns one image into bytes and back. The stores record which codec wrote their values, so a
-reader is never told. Every codec here comes from ``imagecodecs``: one well-kept wheel that wraps the
+reader is never told. Every codec here but zstd comes from ``imagecodecs``: one well-kept wheel that wraps the
 reference C libraries (libpng, zstd, c-blosc2, OpenJPEG, CharLS, libwebp, libjpeg-turbo), encodes 16-bit
 greyscale where the format allows it, and works on in-memory buffers without temporary files. Why each:
 
 - ``png`` (zlib level, default 6 as Pillow and libpng use): the article's codec, 8- and 16-bit.
 - ``zstd`` (level, default 3): a general-purpose byte compressor, fast to decode; knows nothing of images.
+  One image through ``zstandard``, which keeps one context per thread (imagecodecs makes a new one per
+  call: 10 us per CIFAR image here against 2.5 us); many at once (``decode_many``) as concatenated frames
+  in one imagecodecs call, about as fast as zstd can decompress.
 - ``blosc`` (level, default 5): Blosc2 with zstd after a bit-shuffle, which groups the bits of neighbouring
   16-bit values, so the rarely used high bits of a 12-bit scan compress to almost nothing.
 - ``jpeg2000``: lossless (reversible 5/3 wavelet); what DICOM archives use for 16-bit slices.
@@ -21,11 +24,13 @@ Lossy codecs do not read back exactly; ``psnr`` measures how far they are.
 from __future__ import annotations
 
 import math
+import threading
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
 import imagecodecs
 import numpy as np
+import zstandard
 
 from helpers.errors import CorruptStoreError, ImageFormatError, UnknownCodecError
 
@@ -95,6 +100,19 @@ class Codec(ABC):
             )
         return pixels.reshape(shape)
 
+    def decode_many(
+        self, payloads: list[bytes | memoryview], shape: tuple[int, ...], dtype: np.dtype
+    ) -> np.ndarray:
+        """Many encoded images of one ``shape`` and ``dtype`` as one array (n, *shape); an exception from
+        the codec library, or ValueError, if one is damaged (the caller then finds which with ``decode``).
+
+        One ``_decode`` per image here; codecs that can decode a whole list in one call override it.
+        """
+        images = np.empty((len(payloads), *shape), dtype=dtype)
+        for position, payload in enumerate(payloads):
+            images[position] = np.asarray(self._decode(payload, shape, dtype)).reshape(shape)
+        return images
+
     @abstractmethod
     def _encode(self, pixels: np.ndarray) -> bytes | bytearray: ...
 
@@ -118,11 +136,34 @@ class ZstdCodec(Codec):
     family = "zstd"
     parameter_range = (1, 22, 3)
 
+    def __init__(self, parameter: int | None = None) -> None:
+        super().__init__(parameter)
+        self._contexts = threading.local()  # zstandard's contexts may not be shared between threads
+
+    def _context(self, kind: str) -> zstandard.ZstdCompressor | zstandard.ZstdDecompressor:
+        context = getattr(self._contexts, kind, None)
+        if context is None:
+            context = zstandard.ZstdCompressor(level=self.parameter) if kind == "compressor" else (
+                zstandard.ZstdDecompressor()
+            )
+            setattr(self._contexts, kind, context)
+        return context
+
     def _encode(self, pixels):
-        return imagecodecs.zstd_encode(pixels.tobytes(), level=self.parameter)
+        return self._context("compressor").compress(pixels.data)
 
     def _decode(self, data, shape, dtype):
-        return np.frombuffer(imagecodecs.zstd_decode(data), dtype=dtype)
+        return np.frombuffer(self._context("decompressor").decompress(data), dtype=dtype)
+
+    def decode_many(self, payloads, shape, dtype):
+        # zstd decodes concatenated frames into one buffer in a single call (ZSTD_decompress, which
+        # imagecodecs calls): no Python step per image, so a mini-batch costs what decompression costs.
+        images = np.empty((len(payloads), *shape), dtype=dtype)
+        out = memoryview(images.reshape(-1).view(np.uint8))
+        decoded = imagecodecs.zstd_decode(b"".join(payloads), out=out)
+        if len(decoded) != images.nbytes:
+            raise ValueError(f"the frames hold {len(decoded)} bytes, {images.nbytes} expected")
+        return images
 
 
 class BloscCodec(Codec):

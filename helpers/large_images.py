@@ -39,11 +39,6 @@ def load_large(large_dataset: str, large_cutoffs: Sequence[int], image_size=None
     return datasets.load(large_dataset, n=max(large_cutoffs), size=size)
 
 
-def shuffled_epoch(store: stores.Store, batch_size: int, seed: int) -> int:
-    """One shuffled epoch as a training loop reads it (``helpers.loader.batches``); the images read."""
-    return sum(len(images) for images, _ in loader.batches(store, batch_size, seed=seed))
-
-
 def verify_shuffled(store: stores.Store, images: np.ndarray, labels: np.ndarray, batch_size: int,
                     seed: int) -> None:
     """CorruptStoreError unless the shuffled epoch gives exactly the stored images and labels, each once."""
@@ -70,7 +65,7 @@ def measure_shuffled(store: stores.Store, images: np.ndarray, labels: np.ndarray
                   dataset=dataset)
     rows = []
     for cache in experiments.caches(cold_cache):
-        timing = experiments.time_read(store, lambda: shuffled_epoch(store, batch_size, seed), cache, repeats)
+        timing = experiments.time_read(store, lambda: loader.read_epoch(store, batch_size, seed=seed), cache, repeats)
         rows += experiments.timing_rows(timing, operation=SHUFFLED_OPERATION, cache=cache, usage=None, **common)
     return rows
 

@@ -290,3 +290,11 @@ def stop_workers(processes: list, tasks: list, results: list) -> None:
             process.join()
     for pipe in tasks + results:
         pipe.close()
+
+
+def read_epoch(store: Store, batch_size: int = 256, *, seed: int = 0, workers: int = 0) -> int:
+    """Read one shuffled epoch as a training loop would (``batches``) and drop it; the images read.
+
+    What the report's chapters time as "a shuffled epoch": the same path a training job takes.
+    """
+    return sum(len(images) for images, _ in batches(store, batch_size, seed=seed, workers=workers))

@@ -561,3 +561,35 @@ def workers_plot(access: pd.DataFrame, figures_dir: str | os.PathLike[str], *, n
     axes.legend(fontsize="small")
     save(figure, figures_dir, name)
     return figure
+
+
+def compression_trade_off_plot(
+    table: pd.DataFrame, figures_dir: str | os.PathLike[str], name: str = "compression_trade_off",
+    title: str = "CIFAR",
+) -> Figure:
+    """Bytes per image (allocated) against the shuffled-epoch read time per image, one point per method and
+    codec (``helpers.compression.trade_off_table``), coloured by method; the Pareto front joined by a line."""
+    figure = Figure(figsize=(8, 5.5))
+    axes = figure.add_subplot()
+    for _, row in table.iterrows():
+        marker = "x" if row["lossy"] else ("o" if row["codec"] != "none" else "s")
+        axes.scatter(row["bytes_per_image"], row["shuffled_per_image"] * 1e6, color=method_color(row["method"]),
+                     marker=marker, s=60 if row["pareto"] else 30, zorder=3)
+        axes.annotate(row["codec"], (row["bytes_per_image"], row["shuffled_per_image"] * 1e6), fontsize=7,
+                      xytext=(4, 3), textcoords="offset points")
+    front = table[table["pareto"]].sort_values("bytes_per_image")
+    axes.step(front["bytes_per_image"], front["shuffled_per_image"] * 1e6, where="post", color="black",
+              linewidth=1, linestyle=":", label="Pareto front", zorder=2)
+    for method in ordered_methods(table["method"]):
+        axes.scatter([], [], color=method_color(method), label=method_label(method))
+    axes.scatter([], [], marker="s", color="grey", label="no codec (the method's own)")
+    axes.scatter([], [], marker="x", color="grey", label="lossy")
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    axes.set_xlabel("allocated bytes per image (log)")
+    axes.set_ylabel("shuffled-epoch read, µs per image (log, warm)")
+    axes.set_title(f"Compression: space against read time, {title}")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend(fontsize=8, loc="best")
+    save(figure, figures_dir, name)
+    return figure

@@ -40,6 +40,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 NOTEBOOKS = (
     "00-setup", "01-single-image", "02-many-images", "03-disk-usage", "04-access-patterns", "05-large-images",
+    "06-compression",
     "09-conclusions",
 )
 KERNEL = "python3"
@@ -55,6 +56,9 @@ QUICK_LARGE_CUTOFFS = [10, 100]
 NAMED_DATASETS = ("auto", "cifar10", "synthetic", "scans")
 DEFAULT_BATCH_SIZE = 256
 DEFAULT_WORKERS = [1, 2]
+DEFAULT_COMPRESSIONS = ["zstd", "blosc", "gzip", "lzf", "jpegls", "jpeg:90"]
+DEFAULT_COMPRESSION_IMAGES = 2000
+QUICK_COMPRESSION_IMAGES = 1000
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 PDF_TIMEOUT_SECONDS = 180
 HOW_TO_GET_CHROMIUM = (
@@ -159,6 +163,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=parse_ints, default=None,
                         help="numbers of loader worker processes to time the shuffled epoch with, e.g. 1,2,4 "
                              f"(default {','.join(map(str, DEFAULT_WORKERS))})")
+    parser.add_argument("--compressions", type=parse_names, default=None,
+                        help="codecs and filters the compression chapter measures with every method that takes "
+                             f"them, e.g. zstd,blosc,jpeg:90 (default {','.join(DEFAULT_COMPRESSIONS)})")
+    parser.add_argument("--compression-images", type=int, default=None,
+                        help=f"CIFAR images of the compression chapter (default {DEFAULT_COMPRESSION_IMAGES:,}, "
+                             f"quick {QUICK_COMPRESSION_IMAGES:,})")
     parser.add_argument("--no-cold-cache", dest="cold_cache", action="store_false",
                         help="measure warm reads only (no page-cache eviction)")
     parser.add_argument("--output-dir", type=Path, default=PROJECT_ROOT / "reports",
@@ -199,6 +209,18 @@ def notebook_parameters(args: argparse.Namespace, notes: list[str] | None = None
         large_dataset = str(Path(large_dataset).resolve())
     large_cutoffs = args.large_cutoffs or (QUICK_LARGE_CUTOFFS if args.quick else DEFAULT_LARGE_CUTOFFS)
     output_dir = args.output_dir.resolve()
+    compressions = args.compressions or DEFAULT_COMPRESSIONS
+    try:
+        from helpers.compression import variants
+
+        variants(methods, compressions)
+    except ValueError as error:  # UnknownCodecError: a codec no method takes, or a level out of range
+        raise ReportError(f"--compressions: {error}") from None
+    compression_images = args.compression_images or (
+        QUICK_COMPRESSION_IMAGES if args.quick else DEFAULT_COMPRESSION_IMAGES
+    )
+    if compression_images < 1:
+        raise ReportError(f"--compression-images must be at least 1, got {compression_images}")
     return {
         "dataset": dataset,
         "cutoffs": cutoffs_within(dataset, list(cutoffs), "--cutoffs", notes),
@@ -213,6 +235,8 @@ def notebook_parameters(args: argparse.Namespace, notes: list[str] | None = None
         "large_cutoffs": cutoffs_within(large_dataset, list(large_cutoffs), "--large-cutoffs", notes),
         "batch_size": int(args.batch_size),
         "workers": list(args.workers or DEFAULT_WORKERS),
+        "compressions": list(compressions),
+        "compression_images": int(compression_images),
     }
 
 

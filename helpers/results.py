@@ -62,6 +62,7 @@ WRITERS = {
     "many_images": "notebooks/02-many-images.ipynb",
     "access_patterns": "notebooks/04-access-patterns.ipynb",
     "large_images": "notebooks/05-large-images.ipynb",
+    "compression": "notebooks/06-compression.ipynb",
 }
 
 

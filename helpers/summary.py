@@ -856,3 +856,11 @@ def access_cache_note(access: pd.DataFrame, cold_cache_possible: object = True) 
         text += (" **Caution:** the work folder's file system did not let the page cache be emptied (tmpfs, "
                  "for instance), so the 'cold' reads here were served from memory too.")
     return text
+
+
+def compression_conclusions(results_dir: str | os.PathLike[str]) -> str:
+    """The best lossless codec for each goal (smallest, fastest to read, best balance), per dataset the
+    compression chapter measured, computed from its results (``helpers.compression.best_codecs``)."""
+    from helpers import compression
+
+    return compression.conclusions(results_dir)

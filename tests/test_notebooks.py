@@ -24,6 +24,8 @@ DOCUMENTED_PARAMETERS = {
     "large_cutoffs": [10, 100, 1000],
     "batch_size": 256,
     "workers": [1, 2],
+    "compressions": ["zstd", "blosc", "gzip", "lzf", "jpegls", "jpeg:90"],
+    "compression_images": 2000,
 }
 MAX_CODE_LINES = 8
 

@@ -15,18 +15,21 @@ from helpers.stores import FLOOR, names
 
 PROJECT = Path(__file__).resolve().parent.parent
 TINY = {"cutoffs": [10, 50], "methods": ["disk", "lmdb", "hdf5"], "repeats": 1, "cold_cache": True,
-        "image_size": None, "large_dataset": "scans", "large_cutoffs": [4, 8]}
+        "image_size": None, "large_dataset": "scans", "large_cutoffs": [4, 8],
+        "compressions": ["zstd", "gzip", "jpeg:90"], "compression_images": 50}
 FIGURES = [
     "dataset_samples", "single_image", "store_many_linear", "store_many_log", "read_many_linear", "read_many_log",
     "store_and_read", "per_image_cost", "disk_usage_stacked", "bytes_per_image", "scan_gallery", "large_images",
     "large_images_bytes_per_image",
     "access_read_random", "access_read_epoch", "access_read_many", "access_workers",
+    "compression_trade_off", "compression_trade_off_scans",
 ]
 SECTIONS = [
     "The dataset and the machine", "One image at a time", "Many images at once", "Disk usage", "Conclusions",
     "Contents", "Parameters of this run", "Recommendations", "Compared with the article", "The cost of durable writes",
     "Large 16-bit images", "Small photos and large scans",
     "Access patterns", "Loader workers", "For shuffled training reads",
+    "Compression: what every byte saved costs",
 ]
 
 
@@ -137,6 +140,15 @@ def test_quick_profile_and_explicit_options():
     assert all(Path(custom[key]).is_absolute() for key in ("work_dir", "results_dir", "figures_dir"))
     with pytest.raises(report.ReportError, match="unknown method"):
         report.notebook_parameters(parser.parse_args(["--methods", "floppy"]))
+    assert quick["compression_images"] == report.QUICK_COMPRESSION_IMAGES
+    assert default["compression_images"] == report.DEFAULT_COMPRESSION_IMAGES
+    assert default["compressions"] == report.DEFAULT_COMPRESSIONS
+    assert report.notebook_parameters(parser.parse_args(["--compressions", "lzf,webp:80"]))["compressions"] == [
+        "lzf", "webp:80"]
+    with pytest.raises(report.ReportError, match="--compressions: no method takes compression 'lz77'"):
+        report.notebook_parameters(parser.parse_args(["--compressions", "zstd,lz77"]))
+    with pytest.raises(report.ReportError, match="--compressions: .*from 1 to 22"):
+        report.notebook_parameters(parser.parse_args(["--compressions", "zstd:40"]))
     assert report.chosen_notebooks(["09", "00-setup"]) == ["00-setup", "09-conclusions"]
     with pytest.raises(report.ReportError, match="no notebook"):
         report.chosen_notebooks(["99"])
@@ -147,7 +159,8 @@ def test_help_lists_every_parameter():
                            cwd=PROJECT, check=True).stdout
     for option in ("--dataset", "--quick", "--cutoffs", "--methods", "--repeats", "--no-cold-cache",
                    "--output-dir", "--figures-dir", "--work-dir", "--no-pdf", "--notebooks", "--image-size",
-                   "--large-dataset", "--large-cutoffs", "--batch-size", "--workers"):
+                   "--large-dataset", "--large-cutoffs", "--batch-size", "--workers",
+                   "--compressions", "--compression-images"):
         assert option in shown, option
 
 

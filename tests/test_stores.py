@@ -16,6 +16,8 @@ from helpers.errors import (
     UnknownCodecError,
     UnknownMethodError,
 )
+from helpers import codecs
+from helpers.compression import holds, lossy
 from helpers.stores import FLOOR, names, open_store, store_class
 from helpers.stores import codec
 from helpers.stores.disk import DiskStore
@@ -370,3 +372,90 @@ def test_compression_the_method_does_not_take_is_refused_with_what_it_accepts(tm
     for accepted in cls.compressions:
         store = open_store(method, tmp_path, compression=accepted)
         assert pickle.loads(pickle.dumps(store)).compression == store.compression
+
+
+def compression_cases() -> list[tuple[str, str]]:
+    """(method, compression) for every compression each method accepts, lossy ones at a quality."""
+    cases = []
+    for method in METHODS:
+        for family in store_class(method).compressions:
+            cases.append((method, family))
+            if family in ("jpeg", "webp"):
+                cases.append((method, f"{family}:90"))
+    return cases
+
+
+COMPRESSION_CASES = compression_cases()
+
+
+def smooth_images(n: int, shape, dtype, seed: int = 0) -> np.ndarray:
+    """Gradients with a little noise: what lossy codecs are made for (noise alone they cannot keep)."""
+    rng = np.random.default_rng(seed)
+    height, width = shape[:2]
+    ramp = np.add.outer(np.arange(height), np.arange(width)) / (height + width)
+    peak = np.iinfo(dtype).max
+    images = (ramp[None, :, :] * rng.uniform(0.3, 1.0, size=(n, 1, 1)) * peak).astype(np.float64)
+    images = images.reshape(n, height, width, *([1] * (len(shape) - 2)))
+    images = np.broadcast_to(images, (n, *shape)) + rng.normal(0, peak / 200, size=(n, *shape))
+    return np.clip(images, 0, peak).astype(dtype)
+
+
+def test_the_articles_methods_take_compression_and_the_floor_none():
+    assert store_class(FLOOR).compressions == ()
+    for method in METHODS[:3]:
+        assert store_class(method).compressions, method
+    assert set(codecs.names()) <= set(store_class("lmdb").compressions)
+
+
+@pytest.mark.parametrize("method,compression", COMPRESSION_CASES, ids=lambda v: str(v))
+@pytest.mark.parametrize("shape,dtype", SHAPES, ids=lambda v: str(v))
+def test_compressed_round_trip(tmp_path, method, compression, shape, dtype):
+    store = open_store(method, tmp_path, compression=compression)
+    if not holds(compression, shape, dtype):
+        with pytest.raises(ImageFormatError, match="cannot hold"):
+            store.store_many(random_images(3, shape, dtype), np.arange(3))
+        assert store.files() == []  # refused before anything was written
+        return
+    images = smooth_images(12, shape, dtype, seed=4) if lossy(compression) else random_images(12, shape, dtype)
+    labels = np.arange(12) * 5 - 9
+    store.store_many(images, labels)
+    store.store_single(images[2], 77, label=-4)
+    reader = open_store(method, tmp_path)  # told nothing: the codec is recorded in the store
+    every, every_labels = reader.read_many(12)
+    some, some_labels = reader.read_indices([7, 0, 7])
+    single, single_label = reader.read_single(77)
+    assert_same(every_labels, labels)
+    assert_same(some_labels, labels[[7, 0, 7]])
+    assert single_label == -4
+    if lossy(compression):
+        assert every.shape == images.shape and every.dtype == images.dtype
+        # Garbage scores under 10 dB; images of a few pixels lose more to chroma subsampling and edges.
+        floor = 30 if min(shape[:2]) >= 8 else 20
+        assert min(codecs.psnr(a, b) for a, b in zip(images, every)) > floor
+        assert_same(some, every[[7, 0, 7]])  # one random read decodes the same image as a bulk read
+    else:
+        assert_same(every, images)
+        assert_same(some, images[[7, 0, 7]])
+        assert_same(single, images[2])
+        assert_same(reader.batch_reader().read_one(5)[0], images[5])
+
+
+@pytest.mark.parametrize("method", METHODS[:3])
+def test_a_store_opened_with_another_codec_reads_what_was_recorded(tmp_path, method):
+    first, second = store_class(method).compressions[:2]
+    images = random_images(5, (16, 16, 3))
+    open_store(method, tmp_path, compression=first).store_many(images, np.arange(5))
+    other = open_store(method, tmp_path, compression=second)
+    assert_same(other.read_many(5)[0], images)
+    assert_same(other.read_indices([4])[0], images[[4]])
+
+
+def test_compression_levels_out_of_range_are_refused_with_the_range(tmp_path):
+    with pytest.raises(UnknownCodecError, match="from 1 to 22"):
+        open_store("lmdb", tmp_path, compression="zstd:99")
+    with pytest.raises(UnknownCodecError, match="gzip level must be from 0 to 9"):
+        open_store("hdf5", tmp_path, compression="gzip:10")
+    with pytest.raises(UnknownCodecError, match="lzf takes no level"):
+        open_store("hdf5", tmp_path, compression="lzf:3")
+    with pytest.raises(UnknownCodecError, match="accepts: png, webp, jpeg2000, jpeg"):
+        open_store("disk", tmp_path, compression="zstd")

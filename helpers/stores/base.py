@@ -16,7 +16,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from helpers import space
+from helpers import codecs, space
 from helpers.errors import (
     CorruptStoreError,
     ImageFormatError,
@@ -215,6 +215,8 @@ class Store(ABC):
     #: What ``compression=`` accepts for this method (codec names of ``helpers.codecs``, or the method's
     #: own filters); empty: the method stores what it stores and takes no other compression.
     compressions: ClassVar[tuple[str, ...]] = ()
+    #: What the method writes with ``compression=None``, as a ``compressions`` name (None: raw pixels).
+    native_compression: ClassVar[str | None] = None
 
     def __init__(
         self, root: str | os.PathLike[str], *, durable: bool = False, compression: str | None = None
@@ -241,12 +243,28 @@ class Store(ABC):
             raise UnknownCodecError(
                 f"the {cls.name} method does not take compression {compression!r}; it accepts: {accepted}"
             )
-        return compression.strip().lower()
+        compression = compression.strip().lower()
+        if family in codecs.CODECS:
+            codecs.get_codec(compression)  # a level or quality out of range is refused here, with the range
+        return compression
+
+    def check_codec_holds(self, shape: tuple[int, ...], dtype: np.dtype) -> None:
+        """ImageFormatError, before anything is written, when ``compression=`` names a codec that cannot
+        hold such images (JPEG and 16 bits, WebP and grey with alpha)."""
+        if self.compression is not None and self.compression.partition(":")[0] in codecs.CODECS:
+            codecs.get_codec(self.compression).check(shape, dtype)
+
+    @property
+    def image_codec(self) -> codecs.Codec | None:
+        """The ``helpers.codecs`` codec ``compression=`` names (None: raw pixels), for methods that encode
+        each image as one value with it."""
+        return None if self.compression is None else codecs.get_codec(self.compression)
 
     # -- the article's four operations -------------------------------------------------------------
     def store_single(self, image: np.ndarray, image_id: int, label: int) -> None:
         """Store one image under ``image_id`` with its label, replacing any earlier one."""
         image, image_id, label = check_image(image), check_image_id(image_id), check_label(label)
+        self.check_codec_holds(image.shape, image.dtype)
         try:
             self._store_single(image, image_id, label)
         except Exception as error:
@@ -266,6 +284,7 @@ class Store(ABC):
         removed before the new one is written, so the disk never holds two.
         """
         images, labels = check_batch(images, labels)
+        self.check_codec_holds(images.shape[1:], images.dtype)
         self._check_space_for(images)
         self.close()
         final = self.batch_path
@@ -294,7 +313,10 @@ class Store(ABC):
 
     def estimated_batch_bytes(self, images: np.ndarray) -> int:
         """Disk space storing ``images`` as a batch may take."""
-        return self.space_needed(len(images), images.shape[1:], images.dtype, single=False)
+        needed = self.space_needed(len(images), images.shape[1:], images.dtype, single=False)
+        if self.compression is not None:  # a codec grows an incompressible image a little (its headers)
+            needed += needed // 32 + 64 * len(images)
+        return needed
 
     def _check_space_for(self, images: np.ndarray) -> None:
         needed = self.estimated_batch_bytes(images)

@@ -1,17 +1,21 @@
 """Raw image bytes with a small explicit header: what one stored value looks like.
 
-Layout (little-endian): magic ``ISR1``, dtype code (1 byte), number of dimensions (1 byte), two bytes
+Raw layout (little-endian): magic ``ISR1``, dtype code (1 byte), number of dimensions (1 byte), two bytes
 reserved, three uint32 dimensions (unused ones 0), int64 label, then the pixels in C order. Decoding
 checks every field, so a damaged or foreign value is reported instead of read as pixels. Nothing here is
-pickle: reading a value never runs code.
+pickle: reading a value never runs code. A compressed value (``ISC1``, below) has the same fields plus the
+codec that encoded the pixels and the encoded length; ``decode_value`` reads either.
 """
 
 from __future__ import annotations
 
+import functools
 import struct
+from collections.abc import Callable
 
 import numpy as np
 
+from helpers.codecs import Codec, get_codec
 from helpers.errors import CorruptStoreError
 
 MAGIC = b"ISR1"
@@ -53,3 +57,108 @@ def decode(value: bytes | memoryview, where: str) -> tuple[np.ndarray, int]:
     shape, dtype, label = decode_header(value, where)
     pixels = np.frombuffer(value, dtype=dtype, offset=HEADER_SIZE).reshape(shape)
     return pixels.astype(pixels.dtype.newbyteorder("="), copy=True), label
+
+
+# -- compressed values ------------------------------------------------------------------------------
+# Layout (little-endian): magic ``ISC1``, dtype code (1 byte), number of dimensions (1 byte), codec code
+# (1 byte, CODEC_CODES), one byte reserved, three uint32 dimensions, int64 label, uint32 length of the
+# encoded image that follows. The codec is named in every value, so a value decodes without its batch; the
+# length catches a truncated value before the codec library sees it.
+COMPRESSED_MAGIC = b"ISC1"
+COMPRESSED_HEADER = struct.Struct("<4sBBBx3IqI")
+COMPRESSED_HEADER_SIZE = COMPRESSED_HEADER.size
+#: Codec family -> the byte naming it in a value. Part of the file format: never renumber, only append.
+CODEC_CODES = {"png": 1, "zstd": 2, "blosc": 3, "jpeg2000": 4, "jpegls": 5, "webp": 6, "jpeg": 7}
+CODE_CODECS = {code: family for family, code in CODEC_CODES.items()}
+
+
+def compressed_header(shape: tuple[int, ...], dtype: np.dtype, family: str, label: int, length: int) -> bytes:
+    dims = tuple(shape) + (0,) * (3 - len(shape))
+    code = DTYPE_CODES[np.dtype(dtype).newbyteorder("<")]
+    return COMPRESSED_HEADER.pack(COMPRESSED_MAGIC, code, len(shape), CODEC_CODES[family], *dims, label, length)
+
+
+def encode_compressed(image: np.ndarray, label: int, image_codec: Codec) -> bytes:
+    """One image as a compressed value: the header above, then ``image_codec``'s bytes."""
+    payload = image_codec.encode(image)
+    return compressed_header(image.shape, image.dtype, image_codec.family, label, len(payload)) + payload
+
+
+def decode_compressed(value: bytes | memoryview, where: str) -> tuple[np.ndarray, int]:
+    """(image, label) of a compressed value; CorruptStoreError naming ``where`` if it is damaged."""
+    if len(value) < COMPRESSED_HEADER_SIZE:
+        raise CorruptStoreError(f"{where}: value of {len(value)} bytes is shorter than its header")
+    magic, code, ndim, codec_code, d0, d1, d2, label, length = COMPRESSED_HEADER.unpack_from(value)
+    if magic != COMPRESSED_MAGIC or code not in CODE_DTYPES or ndim not in (2, 3) or codec_code not in CODE_CODECS:
+        raise CorruptStoreError(f"{where}: not a compressed image value written by this library (bad header)")
+    if len(value) != COMPRESSED_HEADER_SIZE + length:
+        raise CorruptStoreError(
+            f"{where}: value is {len(value)} bytes, its header promises {COMPRESSED_HEADER_SIZE + length} "
+            f"(truncated or damaged)"
+        )
+    image_codec = family_codec(codec_code)
+    payload = memoryview(value)[COMPRESSED_HEADER_SIZE:]
+    image = image_codec.decode(payload, (d0, d1, d2)[:ndim], CODE_DTYPES[code], where)
+    return image.astype(image.dtype.newbyteorder("="), copy=False), label
+
+
+@functools.cache
+def family_codec(codec_code: int) -> Codec:
+    """The codec of a family at its default level: decoding does not depend on the level that encoded."""
+    return get_codec(CODE_CODECS[codec_code])
+
+
+def encode_value(image: np.ndarray, label: int, image_codec: Codec | None) -> bytes:
+    """One stored value: raw pixels (``image_codec`` None) or compressed."""
+    return encode(image, label) if image_codec is None else encode_compressed(image, label, image_codec)
+
+
+def decode_value(value: bytes | memoryview, where: str) -> tuple[np.ndarray, int]:
+    """(image, label) of any value this module writes, raw or compressed: the magic says which."""
+    if bytes(value[:4]) == COMPRESSED_MAGIC:
+        return decode_compressed(value, where)
+    return decode(value, where)
+
+
+#: The fields of a compressed header that every value of one batch shares (all but label and length).
+SHARED_FIELDS = 20
+
+
+def decode_batch_values(
+    values: list[bytes | memoryview | None], shape: tuple[int, ...], dtype: np.dtype, image_codec: Codec,
+    where: Callable[[int], str],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Compressed values of one batch (one shape, dtype and codec) decoded into new arrays.
+
+    The hot path of a compressed read, with array operations where it can: every header checked at once
+    against the fields the batch's values share and against its value's length, then the codec decodes the
+    whole list (``Codec.decode_many``). ``where(i)`` names value i in an error; a missing value is None.
+    """
+    count = len(values)
+    shared = np.frombuffer(compressed_header(shape, dtype, image_codec.family, 0, 0)[:SHARED_FIELDS], np.uint8)
+    if any(value is None for value in values):
+        missing = next(position for position, value in enumerate(values) if value is None)
+        raise CorruptStoreError(f"{where(missing)}: the value is missing")
+    headers = b"".join([value[:COMPRESSED_HEADER_SIZE] for value in values])
+    if len(headers) != count * COMPRESSED_HEADER_SIZE:
+        short = next(position for position, value in enumerate(values) if len(value) < COMPRESSED_HEADER_SIZE)
+        raise CorruptStoreError(f"{where(short)}: value of {len(values[short])} bytes is shorter than its header")
+    fields = np.frombuffer(headers, dtype=np.uint8).reshape(count, COMPRESSED_HEADER_SIZE)
+    lengths = fields[:, 28:32].copy().view("<u4").reshape(-1).astype(np.int64) + COMPRESSED_HEADER_SIZE
+    sizes = np.fromiter(map(len, values), dtype=np.int64, count=count)
+    bad = (fields[:, :SHARED_FIELDS] != shared).any(axis=1) | (sizes != lengths)
+    if bad.any():
+        position = int(np.flatnonzero(bad)[0])
+        raise CorruptStoreError(
+            f"{where(position)}: damaged or truncated value ({sizes[position]} bytes, its header promises "
+            f"{lengths[position]}), or not of this batch's codec, shape and dtype"
+        )
+    labels = fields[:, 20:28].copy().view("<i8").reshape(-1).astype(np.int64)
+    payloads = [value[COMPRESSED_HEADER_SIZE:] for value in values]
+    try:
+        images = image_codec.decode_many(payloads, shape, dtype)
+    except Exception:  # each C library has its own exception type for damaged data: find which value
+        for position, payload in enumerate(payloads):
+            image_codec.decode(payload, shape, dtype, where(position))
+        raise
+    return images, labels

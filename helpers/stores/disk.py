@@ -12,6 +12,12 @@ put each shard in a block group of its own (``chattr +T``, see ``spread_subfolde
 group contend for its inode bitmap and table. Encoding and decoding PNG is CPU-bound,
 so batches use a pool of processes (one per core) writing whole shards, or reading chunks of any shard.
 The files are the same bytes whatever the number of processes.
+
+``compression=`` picks the image file format: ``png:N`` (PNG at zlib level N, default Pillow's 6), lossless
+``webp`` and ``jpeg2000`` (``.webp``, ``.jp2``), or lossy ``jpeg:Q`` and ``webp:Q`` (``.jpg``, ``.webp``),
+encoded and decoded with ``helpers.codecs``; every file is a standard image with its usual extension, which
+Pillow and image viewers open. ``batch.json`` (and a single image's CSV) records the format, so the reader
+is never told. Only PNG carries a checksum (per chunk, checked here); WebP, JPEG and JPEG 2000 files do not.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ import numpy as np
 from PIL import Image
 
 from helpers import space
+from helpers.codecs import get_codec
 from helpers.errors import CorruptStoreError, ImageNotFoundError
 from helpers.fileio import spread_subfolders, write_atomically, write_new_file
 from helpers.stores.base import BatchReader, Store, check_count, check_image_shape
@@ -48,10 +55,11 @@ SHARD_IMAGES = 1000  # images per folder of a batch, and per call a pool worker 
 CSV_ROW_BYTES = 36  # a labels.csv row: "<image id up to 12 digits>,<int64 label up to 20 characters>\r\n"
 
 
-def encode_png(image: np.ndarray) -> bytes:
+def encode_png(image: np.ndarray, level: int | None = None) -> bytes:
     buffer = io.BytesIO()
     pixels = image[:, :, 0] if image.ndim == 3 and image.shape[2] == 1 else image
-    Image.fromarray(pixels).save(buffer, format="PNG")
+    options = {} if level is None else {"compress_level": level}
+    Image.fromarray(pixels).save(buffer, format="PNG", **options)
     return buffer.getvalue()
 
 
@@ -116,28 +124,65 @@ def png_bound(image_shape: tuple[int, ...], dtype: np.dtype) -> int:
     return zlib_bound + chunks + 8 + 25 + 12 + 256  # 256: room for an ancillary chunk Pillow may add
 
 
-def png_path(batch: Path, index: int) -> Path:
-    """Where image ``index`` of a batch is kept."""
-    return Path(batch) / f"{index // SHARD_IMAGES:04d}" / f"{index}.png"
+def png_path(batch: Path, index: int, suffix: str = ".png") -> Path:
+    """Where image ``index`` of a batch is kept (``suffix``: the file format's, see file_suffix)."""
+    return Path(batch) / f"{index // SHARD_IMAGES:04d}" / f"{index}{suffix}"
 
 
-def _write_range(folder: str, start: int, images: np.ndarray) -> None:
+#: The image file formats ``compression=`` may name, with their usual extensions.
+FILE_SUFFIXES = {"png": ".png", "webp": ".webp", "jpeg2000": ".jp2", "jpeg": ".jpg"}
+
+
+def file_suffix(compression: str | None) -> str:
+    return FILE_SUFFIXES[(compression or "png").partition(":")[0]]
+
+
+def is_png(compression: str | None) -> bool:
+    return compression is None or compression.partition(":")[0] == "png"
+
+
+def encode_file(image: np.ndarray, compression: str | None) -> bytes:
+    """One image as the bytes of a file in the format ``compression`` names (None: Pillow's PNG)."""
+    if compression is None:
+        return encode_png(image)
+    image_codec = get_codec(compression)
+    return encode_png(image, image_codec.parameter) if is_png(compression) else image_codec.encode(image)
+
+
+def decode_file(path: Path, shape: tuple[int, ...], dtype: np.dtype, compression: str | None) -> np.ndarray:
+    """The pixels of one image file of the batch, checked against its shape and dtype."""
+    if is_png(compression):
+        return decode_png(path, shape, dtype)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise CorruptStoreError(f"{path}: file is missing from the store") from None
+    return get_codec(compression).decode(data, shape, dtype, str(path))
+
+
+def _write_range(folder: str, start: int, images: np.ndarray, compression: str | None = None) -> None:
+    suffix = file_suffix(compression)
     for index, image in enumerate(images, start):
-        path = png_path(folder, index)
+        path = png_path(folder, index, suffix)
         if index == start or index % SHARD_IMAGES == 0:
             path.parent.mkdir(exist_ok=True)
-        write_new_file(path, encode_png(image))
+        write_new_file(path, encode_file(image, compression))
 
 
-def _read_range(folder: str, start: int, stop: int, shape: tuple[int, ...], dtype: str) -> np.ndarray:
-    return _read_positions(folder, range(start, stop), shape, dtype)
+def _read_range(
+    folder: str, start: int, stop: int, shape: tuple[int, ...], dtype: str, compression: str | None = None
+) -> np.ndarray:
+    return _read_positions(folder, range(start, stop), shape, dtype, compression)
 
 
-def _read_positions(folder: str, indices: Iterable[int], shape: tuple[int, ...], dtype: str) -> np.ndarray:
+def _read_positions(
+    folder: str, indices: Iterable[int], shape: tuple[int, ...], dtype: str, compression: str | None = None
+) -> np.ndarray:
     indices = list(indices)
     out = np.empty((len(indices), *shape), dtype=dtype)
+    suffix = file_suffix(compression)
     for position, index in enumerate(indices):
-        out[position] = decode_png(png_path(folder, int(index)), shape, np.dtype(dtype))
+        out[position] = decode_file(png_path(folder, int(index), suffix), shape, np.dtype(dtype), compression)
     return out
 
 
@@ -287,6 +332,8 @@ class DiskStore(Store):
     name = "disk"
     trade_off = "PNG compresses each image (zlib), costing CPU on every write and read; one file per image."
     batch_name = "many"
+    compressions = tuple(FILE_SUFFIXES)
+    native_compression = "png:6"  # Pillow's default zlib level
 
     def __init__(
         self, root, *, durable: bool = False, compression: str | None = None, workers: int | None = None
@@ -310,71 +357,75 @@ class DiskStore(Store):
         return int(n_images) + shards + 3  # a PNG per image, a folder per shard, labels.csv, batch.json, many/
 
     def _store_single(self, image: np.ndarray, image_id: int, label: int) -> None:
-        png, meta = self.single_path(image_id, ".png"), self.single_path(image_id, ".csv")
+        png = self.single_path(image_id, file_suffix(self.compression))
+        meta = self.single_path(image_id, ".csv")
         png.parent.mkdir(exist_ok=True)
-        data = encode_png(image)
+        data = encode_file(image, self.compression)
         write_atomically(png, data, self.durable)
         # The PNG's CRC-32 ties the two files together: a crash between the two renames leaves a new PNG
         # with an old label, which the reader then refuses instead of pairing them.
         row = io.StringIO()
-        csv.writer(row).writerows([
-            ["label", "shape", "dtype", "png_crc32"],
-            [label, shape_text(image.shape), image.dtype.name, zlib.crc32(data)],
-        ])
+        header = ["label", "shape", "dtype", "png_crc32"]
+        values = [label, shape_text(image.shape), image.dtype.name, zlib.crc32(data)]
+        if self.compression is not None:  # the file's format, and its CRC-32 whatever the format
+            header[3:] = ["file_crc32", "compression"]
+            values.append(self.compression)
+        csv.writer(row).writerows([header, values])
         write_atomically(meta, row.getvalue().encode(), self.durable)
 
     def _read_single(self, image_id: int) -> tuple[np.ndarray, int]:
-        png, meta = self.single_path(image_id, ".png"), self.single_path(image_id, ".csv")
+        meta = self.single_path(image_id, ".csv")
         if not meta.exists():
             raise ImageNotFoundError(f"no image with id {image_id} in {self.root} (no {meta.name})")
         rows = read_csv(meta)
         try:
             label, shape, dtype = int(rows[1][0]), parse_shape(rows[1][1]), np.dtype(rows[1][2])
             crc = int(rows[1][3])
+            compression = rows[1][4] if len(rows[1]) > 4 else None
             check_image_shape(shape, dtype)
         except (IndexError, ValueError, TypeError) as error:
             raise CorruptStoreError(f"{meta}: not a label file of this library ({error})") from None
-        return decode_png(png, shape, dtype, crc), label
+        path = self.single_path(image_id, file_suffix(compression))
+        if is_png(compression):
+            return decode_png(path, shape, dtype, crc), label
+        return decode_single_file(path, shape, dtype, compression, crc), label
 
     def _write_batch(self, path: Path, images: np.ndarray, labels: np.ndarray) -> None:
         path.mkdir()
         spread_subfolders(path)  # shards in separate block groups: the pool's writers do not contend
         shards = bounds(len(images), SHARD_IMAGES)  # one writer per folder
         if use_pool(self.workers, len(images), len(shards)):
-            calls = ((str(path), a, images[a:b]) for a, b in shards)
+            calls = ((str(path), a, images[a:b], self.compression) for a, b in shards)
             for _ in in_pool(_write_range, calls, self.workers):
                 pass
         else:
-            _write_range(str(path), 0, images)
+            _write_range(str(path), 0, images, self.compression)
         with open(path / "labels.csv", "w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["image_id", "label"])
             writer.writerows(zip(range(len(labels)), labels.tolist()))
         batch = {"count": len(images), "shape": list(images.shape[1:]), "dtype": images.dtype.name}
+        if self.compression is not None:
+            batch["compression"] = self.compression
         (path / "batch.json").write_text(json.dumps(batch))
 
     def _read_batch(self, path: Path, num_images: int) -> tuple[np.ndarray, np.ndarray]:
         count, shape, dtype = read_batch_description(path)
+        compression = recorded_compression(path)
         num_images = check_count(num_images, count, path)
         labels = self._read_labels(path / "labels.csv", num_images)
         chunks = bounds(num_images, READ_CHUNK_IMAGES)
         if use_pool(self.workers, num_images, len(chunks)):
             images = np.empty((num_images, *shape), dtype=dtype)
-            calls = ((str(path), a, b, shape, dtype.str) for a, b in chunks)
+            calls = ((str(path), a, b, shape, dtype.str, compression) for a, b in chunks)
             for (a, b), chunk in zip(chunks, in_pool(_read_range, calls, self.workers)):
                 images[a:b] = chunk
         else:
-            images = _read_range(str(path), 0, num_images, shape, dtype.str)
+            images = _read_range(str(path), 0, num_images, shape, dtype.str, compression)
         return images, labels
 
     def _open_reader(self, path: Path) -> "PngReader":
-        return PngReader(path, self.workers)
-
-    def files_holding(self, indices: object) -> list[Path]:
-        """The PNG files of these positions, with the batch's description and labels."""
-        batch = self.finished_batch_path()
-        images = [png_path(batch, int(index)) for index in np.unique(np.asarray(indices, dtype=np.int64))]
-        return [batch / "batch.json", batch / "labels.csv", *images]
+        return PngReader(path, self.workers, recorded_compression(path))
 
     @staticmethod
     def _read_labels(path: Path, num_images: int) -> np.ndarray:
@@ -405,14 +456,16 @@ def read_batch_description(path: Path) -> tuple[int, tuple[int, ...], np.dtype]:
 class PngReader(BatchReader):
     """The labels read once; each image is its own PNG file, opened and decoded when asked for."""
 
-    def __init__(self, path: Path, workers: int) -> None:
+    def __init__(self, path: Path, workers: int, compression: str | None = None) -> None:
         count, shape, dtype = read_batch_description(path)
         super().__init__(path, count, shape, dtype)
         self.labels = DiskStore._read_labels(path / "labels.csv", count)
         self.workers = workers
+        self.compression = compression  # the file format batch.json names (None: PNG, Pillow's default)
+        self.suffix = file_suffix(compression)
 
     def read_one(self, index: int) -> tuple[np.ndarray, int]:
-        image = decode_png(png_path(self.path, index), self.shape, self.dtype)
+        image = decode_file(png_path(self.path, index, self.suffix), self.shape, self.dtype, self.compression)
         # Pillow's array is a read-only view of its bytes; the caller owns what it gets (torch warns
         # about read-only arrays), and a copy of one image is small next to its decoding.
         return (image if image.flags.writeable else image.copy()), int(self.labels[index])
@@ -424,7 +477,7 @@ class PngReader(BatchReader):
         if not use_pool(self.workers, len(indices), len(chunks)):
             return super().read_indices(indices)
         images = np.empty((len(indices), *self.shape), dtype=self.dtype)
-        calls = ((str(self.path), indices[a:b], self.shape, self.dtype.str) for a, b in chunks)
+        calls = ((str(self.path), indices[a:b], self.shape, self.dtype.str, self.compression) for a, b in chunks)
         for (a, b), chunk in zip(chunks, in_pool(_read_positions, calls, self.workers)):
             images[a:b] = chunk
         return images, self.labels[indices]
@@ -446,3 +499,29 @@ def shape_text(shape: tuple[int, ...]) -> str:
 
 def parse_shape(text: str) -> tuple[int, ...]:
     return tuple(int(d) for d in text.split("x"))
+
+
+# -- other image file formats (compression=) ------------------------------------------------------------
+def recorded_compression(path: Path) -> str | None:
+    """The file format batch.json names (None: PNG at Pillow's default level); read_batch_description
+    has checked the file."""
+    compression = json.loads((path / "batch.json").read_text()).get("compression")
+    if compression is not None and (not isinstance(compression, str)
+                                    or compression.partition(":")[0] not in FILE_SUFFIXES):
+        raise CorruptStoreError(f"{path / 'batch.json'}: names an unknown file format {compression!r}")
+    return compression
+
+
+def decode_single_file(
+    path: Path, shape: tuple[int, ...], dtype: np.dtype, compression: str, crc: int
+) -> np.ndarray:
+    """A single WebP, JPEG or JPEG 2000 image, checked against the CRC-32 its label file keeps."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise CorruptStoreError(f"{path}: file is missing from the store") from None
+    if zlib.crc32(data) != crc:
+        raise CorruptStoreError(f"{path}: does not match the CRC-32 in its label file; store the image again")
+    return get_codec(compression).decode(data, shape, dtype, str(path))
+
+

@@ -18,6 +18,16 @@ small images advise the map ``MADV_RANDOM`` (no read-ahead), large ones keep rea
 (``helpers.stores.base.wants_readahead``, the same rule as LMDB's). A dataset that is chunked or filtered
 (not written by this library's batches) is read with ``ds[i]``, through a file opened with a one-page sieve
 buffer: HDF5's default 64 KiB sieve made cold random 3 KiB reads 2x slower than ``os.pread``.
+
+With ``compression=`` the images dataset is chunked one image per chunk and compressed by an HDF5 filter:
+``gzip[:level]`` and ``lzf`` (built into h5py), ``zstd[:level]`` and ``blosc[:level]`` from ``hdf5plugin``, so a
+random read decodes one image. Blosc here compresses with LZ4HC (level 9 by default) after a bit-shuffle:
+measured on 512x512 16-bit scans, it stored them 3.5x smaller than raw pixels and read one in 141 us,
+against 3.9x and 390 us with zstd inside Blosc (the codec ``blosc`` of ``helpers.codecs``), 3.0x and 120 us
+with a byte shuffle, 3.0x and 279 us with LZ4: LZ4HC decodes several times faster than zstd, and a store is
+read far more often than written, so its slower compression is paid once. The filter is part of the file
+(any HDF5 reader with the plugin decodes it, and this store's reader whatever ``compression=`` it was
+opened with); the ``compression`` attribute of the file names it with its level, for people.
 """
 
 from __future__ import annotations
@@ -27,10 +37,12 @@ import os
 from pathlib import Path
 
 import h5py
+import hdf5plugin  # registers the Blosc and Zstd filters with HDF5, for writing and for reading
+import imagecodecs
 import numpy as np
 
 from helpers import space
-from helpers.errors import CorruptStoreError, ImageNotFoundError, StorageReportError
+from helpers.errors import CorruptStoreError, ImageNotFoundError, StorageReportError, UnknownCodecError
 from helpers.fileio import replaced_when_written
 from helpers.stores.base import BatchReader, Store, check_count, check_stored, wants_readahead
 
@@ -70,6 +82,14 @@ class Hdf5Store(Store):
     name = "hdf5"
     trade_off = "HDF5 writes the whole batch as one contiguous array: one bulk copy, a small fixed header."
     batch_name = "many.h5"
+    compressions = ("gzip", "lzf", "zstd", "blosc")
+
+    @classmethod
+    def check_compression(cls, compression: object) -> str | None:
+        compression = super().check_compression(compression)
+        if compression is not None:
+            filter_options(compression)  # a gzip level out of range, or lzf with one, is refused here
+        return compression
 
     @classmethod
     def space_needed(cls, n_images: int, image_shape: tuple[int, ...], dtype: np.dtype, single: bool) -> int:
@@ -83,7 +103,7 @@ class Hdf5Store(Store):
         with replaced_when_written(self.single_path(image_id, ".h5"), self.durable) as partial:
             with h5py.File(partial, "w", libver=LIBVER) as file:
                 file.attrs["format"] = FORMAT
-                file.create_dataset("image", data=image)
+                file.create_dataset("image", data=image, **self.filter_options(image.shape))
                 file.create_dataset("label", data=np.int64(label))
 
     def _read_single(self, image_id: int) -> tuple[np.ndarray, int]:
@@ -105,8 +125,16 @@ class Hdf5Store(Store):
     def _write_batch(self, path: Path, images: np.ndarray, labels: np.ndarray) -> None:
         with h5py.File(path, "w", libver=LIBVER) as file:
             file.attrs["format"] = FORMAT
-            file.create_dataset("images", data=images)
+            if self.compression is not None:
+                file.attrs["compression"] = self.compression
+            file.create_dataset("images", data=images, **self.filter_options(images.shape[1:], batch=True))
             file.create_dataset("labels", data=labels)
+
+    def filter_options(self, image_shape: tuple[int, ...], batch: bool = False) -> dict:
+        """``create_dataset`` arguments for the images: none (contiguous) or one compressed chunk per image."""
+        if self.compression is None:
+            return {}
+        return {"chunks": (1, *image_shape) if batch else image_shape, **filter_options(self.compression)}
 
     def _read_batch(self, path: Path, num_images: int) -> tuple[np.ndarray, np.ndarray]:
         try:
@@ -123,7 +151,10 @@ class Hdf5Store(Store):
         return images, labels
 
     def _open_reader(self, path: Path) -> "Hdf5Reader":
-        return Hdf5Reader(path)
+        reader = Hdf5Reader(path)
+        if reader.map is not None or blosc_chunks(reader.images) is None:  # mapped: raw pixels, no filter
+            return reader
+        return BloscChunkReader(reader)
 
 
 def batch_datasets(file: h5py.File, path: Path) -> tuple[h5py.Dataset, h5py.Dataset]:
@@ -202,6 +233,60 @@ def map_contiguous(images: h5py.Dataset, path: Path) -> tuple[mmap.mmap, np.ndar
     return mapping, array
 
 
+BLOSC_FILTER = 32001  # the HDF5 filter id of Blosc (hdf5plugin.BLOSC_ID)
+
+
+def blosc_chunks(images: h5py.Dataset) -> int | None:
+    """Bytes of one chunk when ``images`` is Blosc-compressed one image per chunk (and nothing else), else None."""
+    if images.chunks != (1, *images.shape[1:]):
+        return None
+    plist = images.id.get_create_plist()
+    if plist.get_nfilters() != 1 or plist.get_filter(0)[0] != BLOSC_FILTER:
+        return None
+    return int(np.prod(images.shape[1:])) * images.dtype.itemsize
+
+
+class BloscChunkReader(BatchReader):
+    """Random access into a Blosc batch: each chunk's bytes read as stored (``read_direct_chunk``) and
+    decoded by Blosc itself straight into the result, skipping h5py's selection and its chunk-cache copy
+    (about a tenth of a shuffled epoch of 16-bit scans). The raw reader stays as it is and is closed with this."""
+
+    def __init__(self, raw: Hdf5Reader) -> None:
+        super().__init__(raw.path, raw.count, raw.shape, raw.dtype)
+        self.raw = raw
+        self.chunk_bytes = blosc_chunks(raw.images)
+        self.origin = (0,) * len(raw.shape)
+
+    @property
+    def closed(self) -> bool:  # type: ignore[override]
+        return not self.raw.file.id.valid
+
+    def read_one(self, index: int) -> tuple[np.ndarray, int]:
+        images, labels = self.read_indices(np.array([index]))
+        return images[0], int(labels[0])
+
+    def read_indices(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        images = np.empty((len(indices), *self.shape), dtype=self.dtype)
+        slots = images.reshape(len(indices), -1).view(np.uint8)
+        read_chunk = self.raw.images.id.read_direct_chunk
+        for position, index in enumerate(indices.tolist()):
+            try:
+                mask, data = read_chunk((index, *self.origin))
+                if mask:  # Blosc could not shrink this chunk, so HDF5 kept it as it was (an optional filter)
+                    slots[position] = np.frombuffer(data, dtype=np.uint8)
+                # A Blosc header keeps the decoded size at bytes 4-8: a chunk of another size is not an image.
+                elif int.from_bytes(data[4:8], "little") != self.chunk_bytes:
+                    raise ValueError("not a whole Blosc-compressed image")
+                else:
+                    imagecodecs.blosc_decode(data, out=slots[position])
+            except (OSError, ValueError, RuntimeError, imagecodecs.BloscError) as error:
+                raise CorruptStoreError(f"{self.path}: cannot read image {index} ({error})") from None
+        return images, self.raw.labels[indices]
+
+    def close(self) -> None:
+        self.raw.close()
+
+
 def check_format(file: h5py.File, path: Path) -> None:
     found = file.attrs.get("format")
     found = found.decode() if isinstance(found, bytes) else found
@@ -210,3 +295,25 @@ def check_format(file: h5py.File, path: Path) -> None:
             f"{path}: format {found!r}, this library reads {FORMAT!r} (written by another version or "
             f"program); clear() and store again"
         )
+
+
+FILTER_LEVELS = {"gzip": (0, 9, 4), "zstd": (1, 22, 3), "blosc": (0, 9, 9)}  # smallest, largest, default
+
+
+def filter_options(compression: str) -> dict:
+    """h5py ``create_dataset`` arguments for one of Hdf5Store.compressions; UnknownCodecError if malformed."""
+    family, _, level_text = compression.partition(":")
+    if family == "lzf":
+        if level_text:
+            raise UnknownCodecError(f"compression {compression!r}: lzf takes no level; use 'lzf'")
+        return {"compression": "lzf"}
+    low, high, level = FILTER_LEVELS[family]
+    if level_text:
+        if not level_text.isdigit() or not low <= int(level_text) <= high:
+            raise UnknownCodecError(f"compression {compression!r}: the {family} level must be from {low} to {high}")
+        level = int(level_text)
+    if family == "gzip":
+        return {"compression": "gzip", "compression_opts": level}
+    if family == "zstd":
+        return dict(hdf5plugin.Zstd(clevel=level))
+    return dict(hdf5plugin.Blosc(cname="lz4hc", clevel=level, shuffle=hdf5plugin.Blosc.BITSHUFFLE))

@@ -13,10 +13,17 @@ small values, such as CIFAR-10's 3 KiB, are read with ``readahead=False`` (the m
 about 3x faster for cold random 3 KiB reads); values over 16 KiB keep the kernel's read-ahead, which then
 fetches the value's consecutive overflow pages in one request (measured about 3.5x faster than page by page
 for 512 KiB values).
+With ``compression=`` (any codec of ``helpers.codecs``) each value is a compressed value of ``codec``
+(header, codec byte, encoded length, encoded image) and the batch record names the codec with its level;
+a reader finds the codec there and in each value, so it is never told (a store opened with another
+``compression=``, or none, reads what was recorded). The raw path is untouched: compressed batches have
+their own reader (``CompressedLmdbReader``) and bulk read (``read_compressed_values``), which decode a
+chunk or a mini-batch of values at once (``codec.decode_batch_values``).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import struct
@@ -28,6 +35,7 @@ import lmdb
 import numpy as np
 
 from helpers import space
+from helpers.codecs import Codec, get_codec, names as codec_names
 from helpers.errors import CorruptStoreError, ImageNotFoundError
 from helpers.stores import codec
 from helpers.stores.base import BatchReader, Store, check_count, check_image_shape, wants_readahead
@@ -118,6 +126,7 @@ class LmdbStore(Store):
         "pages, and a flush to disk on every commit unless told not to."
     )
     batch_name = "many.lmdb"
+    compressions = tuple(codec_names())
 
     @classmethod
     def space_needed(cls, n_images: int, image_shape: tuple[int, ...], dtype: np.dtype, single: bool) -> int:
@@ -137,7 +146,7 @@ class LmdbStore(Store):
         return self.root / "single.lmdb"
 
     def _store_single(self, image: np.ndarray, image_id: int, label: int) -> None:
-        value = codec.encode(image, label)
+        value = codec.encode_value(image, label, self.image_codec)
         self.single_path.mkdir(exist_ok=True)
         needed = map_size_for(len(value), 1)
         with open_environment(self.single_path, write=True, map_size=needed, sync=self.durable) as env:
@@ -152,17 +161,24 @@ class LmdbStore(Store):
             value = txn.get(image_key(image_id))
         if value is None:
             raise ImageNotFoundError(f"no image with id {image_id} in {self.single_path}")
-        return codec.decode(value, f"{self.single_path} key {image_key(image_id).decode()}")
+        return codec.decode_value(value, f"{self.single_path} key {image_key(image_id).decode()}")
 
     def _write_batch(self, path: Path, images: np.ndarray, labels: np.ndarray) -> None:
         path.mkdir()
         count = len(images)
         record_size = codec.HEADER_SIZE + images[0].nbytes
-        batch = json.dumps({"count": count, "shape": list(images.shape[1:]), "dtype": images.dtype.name})
+        description = {"count": count, "shape": list(images.shape[1:]), "dtype": images.dtype.name}
+        image_codec = self.image_codec
+        if image_codec is not None:
+            description["compression"] = image_codec.name
+        batch = json.dumps(description)
 
         def fill(txn: lmdb.Transaction) -> None:
             cursor = txn.cursor()
-            for start, records in encoded_chunks(images, labels):
+            chunks = encoded_chunks(images, labels) if image_codec is None else compressed_chunks(
+                images, labels, image_codec
+            )
+            for start, records in chunks:
                 cursor.putmulti(zip(batch_keys(start, start + len(records)), records), append=True)
             txn.put(BATCH_KEY, batch.encode())
 
@@ -179,12 +195,15 @@ class LmdbStore(Store):
         reader = LmdbReader.acquire(path)
         try:
             num_images = check_count(num_images, reader.count, path)
+            if reader.compression is not None:
+                return read_compressed_values(reader, num_images)
             return read_values(reader.txn, path, num_images, reader.shape, reader.dtype)
         finally:
             reader.close()
 
-    def _open_reader(self, path: Path) -> "LmdbReader":
-        return LmdbReader.acquire(path)
+    def _open_reader(self, path: Path) -> BatchReader:
+        reader = LmdbReader.acquire(path)
+        return reader if reader.compression is None else CompressedLmdbReader(reader)
 
 
 def batch_record(txn: lmdb.Transaction, path: Path) -> tuple[int, tuple[int, ...], np.dtype]:
@@ -233,6 +252,7 @@ class LmdbReader(BatchReader):
         self.pid, self.users = os.getpid(), 0
         self.env, self.txn, (count, shape, dtype) = self._begin(path, readahead=False)
         super().__init__(path, count, shape, dtype)
+        self.compression = batch_compression(self.txn, path)  # None: raw values (CompressedLmdbReader)
         self.inode = data_inode(path)
         self.header = codec.encode_header(shape, dtype, 0)[: LABEL.start]
         self.value_size = codec.HEADER_SIZE + int(np.prod(shape)) * self.dtype.itemsize
@@ -280,6 +300,9 @@ class LmdbReader(BatchReader):
     def damaged(self, index: int) -> CorruptStoreError:
         return CorruptStoreError(f"{self.path}: the value of key {image_key(index).decode()} is missing or damaged")
 
+    def where(self, index: int) -> str:
+        return f"{self.path} key {image_key(index).decode()}"
+
     def close(self) -> None:
         self.users -= 1
         if self.users <= 0 and self.pid == os.getpid():
@@ -301,8 +324,13 @@ def data_inode(path: Path) -> int:
         return -1
 
 
+def batch_key_list(indices: np.ndarray) -> list[bytes]:
+    """The keys of these image positions, made with one array operation."""
+    return np.char.zfill(indices.astype("S8"), 8).tolist()
+
+
 def batch_keys(start: int, stop: int) -> list[bytes]:
-    return np.char.zfill(np.arange(start, stop).astype("S8"), 8).tolist()
+    return batch_key_list(np.arange(start, stop))
 
 
 def encoded_chunks(images: np.ndarray, labels: np.ndarray) -> Iterator[tuple[int, list[memoryview]]]:
@@ -383,3 +411,76 @@ def read_values(txn: lmdb.Transaction, path: Path, num_images: int, shape: tuple
             f"{path}: image {num_images - 1} was read from key {bytes(cursor.key())!r}; keys are missing or foreign"
         )
     return images, labels
+
+
+# -- compressed batches ---------------------------------------------------------------------------------
+def batch_compression(txn: lmdb.Transaction, path: Path) -> str | None:
+    """The codec the batch record names (None: raw values); batch_record has checked the record."""
+    compression = json.loads(bytes(txn.get(BATCH_KEY))).get("compression")
+    if compression is not None and not isinstance(compression, str):
+        raise CorruptStoreError(f"{path}: unreadable batch record (compression {compression!r})")
+    return compression
+
+
+def compressed_chunks(
+    images: np.ndarray, labels: np.ndarray, image_codec: Codec
+) -> Iterator[tuple[int, list[bytes]]]:
+    """(first index, one compressed value per image) for successive chunks of CHUNK images."""
+    for start in range(0, len(images), CHUNK):
+        stop = min(start + CHUNK, len(images))
+        yield start, [
+            codec.encode_compressed(image, label, image_codec)
+            for image, label in zip(images[start:stop], labels[start:stop].tolist())
+        ]
+
+
+def read_compressed_values(reader: LmdbReader, num_images: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``num_images`` of a compressed batch, walking the cursor from key 0, CHUNK values at a time."""
+    cursor = reader.txn.cursor()
+    if not cursor.first() or bytes(cursor.key()) != image_key(0):
+        raise CorruptStoreError(f"{reader.path}: the first image key {image_key(0)!r} is missing")
+    values = cursor.iternext(keys=False, values=True)
+    images = np.empty((num_images, *reader.shape), dtype=reader.dtype)
+    labels = np.empty(num_images, dtype=np.int64)
+    image_codec = get_codec(reader.compression)
+    for start in range(0, num_images, CHUNK):
+        chunk = list(itertools.islice(values, min(CHUNK, num_images - start)))
+        if start + len(chunk) < min(start + CHUNK, num_images):
+            raise CorruptStoreError(
+                f"{reader.path}: found {start + len(chunk)} images, the batch record promises {num_images}"
+            )
+        images[start : start + len(chunk)], labels[start : start + len(chunk)] = codec.decode_batch_values(
+            chunk, reader.shape, reader.dtype, image_codec, lambda position: reader.where(start + position)
+        )
+    # Keys are unique and sorted: n values from key 0 ending at key n-1 are exactly keys 0..n-1.
+    if bytes(cursor.key()) != image_key(num_images - 1):
+        raise CorruptStoreError(f"{reader.path}: image {num_images - 1} was read from key {bytes(cursor.key())!r}")
+    return images, labels
+
+
+class CompressedLmdbReader(BatchReader):
+    """Random access into a compressed batch: the values asked for, then one batch decode, through the
+    shared raw reader's transaction (which it closes with itself)."""
+
+    def __init__(self, raw: LmdbReader) -> None:
+        super().__init__(raw.path, raw.count, raw.shape, raw.dtype)
+        self.raw = raw
+        self.image_codec = get_codec(raw.compression)
+
+    @property
+    def closed(self) -> bool:  # type: ignore[override]
+        return self.raw.closed
+
+    def read_one(self, index: int) -> tuple[np.ndarray, int]:
+        images, labels = self.read_indices(np.array([index]))
+        return images[0], int(labels[0])
+
+    def read_indices(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        get = self.raw.txn.get
+        values = [get(key) for key in batch_key_list(indices)]
+        return codec.decode_batch_values(
+            values, self.shape, self.dtype, self.image_codec, lambda position: self.raw.where(int(indices[position]))
+        )
+
+    def close(self) -> None:
+        self.raw.close()

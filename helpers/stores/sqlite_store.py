@@ -38,6 +38,12 @@ finished batch, which is renamed into place only once written).
 Damage: SQLite checks the structure of every page it reads and reports a truncated or garbled file as
 "database disk image is malformed"; counts, ids and blob sizes are checked against the metadata. Like
 LMDB, the pixel bytes carry no checksum.
+
+With ``compression=`` (any codec of ``helpers.codecs``) each ``image`` BLOB of a batch holds the image
+encoded by that codec (a PNG, a zstd frame...), and the metadata table names the codec with its level
+(``compression``), so a reader opened with any ``compression=`` reads what was recorded:
+``CompressedSqliteReader`` decodes each row it fetches, a mini-batch of zstd frames in one call. Single
+images stay raw.
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ from pathlib import Path
 
 import numpy as np
 
+from helpers.codecs import get_codec, names as codec_names
 from helpers.errors import CorruptStoreError, ImageNotFoundError, StorageReportError
 from helpers.stores.base import BatchReader, Store, check_count, check_stored
 
@@ -134,6 +141,7 @@ class SqliteStore(Store):
         "64 KiB pages nearly full, no compression."
     )
     batch_name = "many.sqlite"
+    compressions = tuple(codec_names())
 
     @classmethod
     def space_needed(cls, n_images: int, image_shape: tuple[int, ...], dtype: np.dtype, single: bool) -> int:
@@ -205,7 +213,13 @@ class SqliteStore(Store):
         return pixels(blob, shape, dtype, path, image_id).copy(), int(label)
 
     def _write_batch(self, path: Path, images: np.ndarray, labels: np.ndarray) -> None:
-        rows = little_endian(images).reshape(len(images), -1).view(np.uint8)
+        image_codec = self.image_codec
+        rows = little_endian(images).reshape(len(images), -1).view(np.uint8) if image_codec is None else [
+            image_codec.encode(image) for image in images
+        ]
+        metadata = image_metadata(images.shape[1:], images.dtype, len(images))
+        if image_codec is not None:
+            metadata.append(("compression", json.dumps(image_codec.name)))
         with full_disk_as_os_error(path):
             connection = connect_for_writing(path, self.durable, "OFF")
             try:
@@ -216,21 +230,24 @@ class SqliteStore(Store):
                         "INSERT INTO images(id, label, image) VALUES (?, ?, ?)",
                         zip(range(start, stop), labels[start:stop].tolist(), map(memoryview, rows[start:stop])),
                     )
-                connection.executemany("INSERT INTO metadata(key, value) VALUES (?, ?)",
-                                       image_metadata(images.shape[1:], images.dtype, len(images)))
+                connection.executemany("INSERT INTO metadata(key, value) VALUES (?, ?)", metadata)
                 connection.execute("COMMIT")
             finally:
                 connection.close()
 
     def _read_batch(self, path: Path, num_images: int) -> tuple[np.ndarray, np.ndarray]:
-        reader = SqliteReader(path)
+        reader = self._open_reader(path)
         try:
             return reader.read_first(check_count(num_images, reader.count, path))
         finally:
             reader.close()
 
     def _open_reader(self, path: Path) -> "SqliteReader":
-        return SqliteReader(path)
+        reader = SqliteReader(path)
+        if reader.compression is None:
+            return reader
+        reader.close()  # SQLite connections are cheap: open the batch again through the compressed reader
+        return CompressedSqliteReader(path)
 
 
 def pixels(blob: bytes, shape: tuple[int, ...], dtype: np.dtype, path: Path, image_id: int) -> np.ndarray:
@@ -254,6 +271,8 @@ class SqliteReader(BatchReader):
         super().__init__(path, count, shape, dtype)
         self.image_bytes = int(np.prod(shape)) * self.dtype.itemsize
         self.stored_dtype = self.dtype.newbyteorder("<")
+        found = self.connection.execute("SELECT value FROM metadata WHERE key = 'compression'").fetchone()
+        self.compression = None if found is None else json.loads(found[0])  # CompressedSqliteReader
 
     def fail(self, error: Exception, what: str) -> CorruptStoreError:
         return CorruptStoreError(f"{self.path}: cannot read {what} ({error})")
@@ -332,3 +351,34 @@ class SqliteReader(BatchReader):
     def close(self) -> None:
         self.closed = True
         self.connection.close()
+
+
+class CompressedSqliteReader(SqliteReader):
+    """A batch whose BLOBs are encoded images: the same queries, each fetched block decoded by the codec the
+    metadata names (``Codec.decode_many``) straight into the result."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.image_codec = get_codec(self.compression)
+        self.stored_dtype = self.dtype  # decoded pixels come out in this machine's byte order
+
+    def read_one(self, index: int) -> tuple[np.ndarray, int]:
+        images, labels = self.read_indices(np.array([index]))
+        return images[0], int(labels[0])
+
+    def fill(self, cursor: sqlite3.Cursor, images: np.ndarray, labels: np.ndarray, what: str) -> None:
+        position = 0
+        try:
+            while rows := cursor.fetchmany(ROWS_PER_FETCH):
+                if position + len(rows) > len(images):
+                    raise CorruptStoreError(f"{self.path}: {what} gave more than {len(images)} rows")
+                row_labels, blobs = zip(*rows)
+                images[position : position + len(rows)] = self.image_codec.decode_many(list(blobs), self.shape, self.dtype)
+                labels[position : position + len(rows)] = row_labels
+                position += len(rows)
+        except StorageReportError:
+            raise
+        except Exception as error:  # sqlite3's errors, and each codec library's own for a damaged image
+            raise self.fail(error, what) from None
+        if position != len(images):
+            raise CorruptStoreError(f"{self.path}: {what} gave {position} rows, expected {len(images)}")

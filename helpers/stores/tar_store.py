@@ -27,6 +27,10 @@ sizes and every sample's ``.npy`` header, and every label is parsed from its ``.
 truncated or missing shard or a damaged index is reported, naming the file. Pixels carry no checksum
 (as in a raw ``.npy``). Single images are one-sample shards, ``single/<id>.tar``, read with ``tarfile``.
 ``durable`` flushes every shard, the index and the folder (the base class's fsync of the batch folder).
+
+With ``compression=`` (any codec of ``helpers.codecs``) a batch's images are members encoded by that codec
+instead, written and read by ``helpers.stores.tar_compressed`` (``batch.json`` there names the codec, so a
+reader opened with any ``compression=`` reads what was recorded); this raw path is unchanged.
 """
 
 from __future__ import annotations
@@ -40,9 +44,11 @@ from pathlib import Path
 import numpy as np
 
 from helpers import space
+from helpers.codecs import names as codec_names
 from helpers.errors import CorruptStoreError, ImageNotFoundError
 from helpers.fileio import replaced_when_written
 from helpers.stores.base import BatchReader, Store, check_count, check_stored
+from helpers.stores.tar_compressed import CompressedTarReader, recorded_compression, write_compressed_shards
 
 BLOCK = tarfile.BLOCKSIZE  # 512
 RECORD = tarfile.RECORDSIZE  # 10,240: tarfile pads an archive's end to whole records
@@ -191,6 +197,7 @@ class TarStore(Store):
         "header and padding to 512 bytes per member, read by offset from an index beside the shards."
     )
     batch_name = "many.wds"
+    compressions = tuple(codec_names())
 
     @classmethod
     def space_needed(cls, n_images: int, image_shape: tuple[int, ...], dtype: np.dtype, single: bool) -> int:
@@ -230,6 +237,10 @@ class TarStore(Store):
 
     def _write_batch(self, path: Path, images: np.ndarray, labels: np.ndarray) -> None:
         path.mkdir()
+        if self.compression is not None:
+            per_shard = SampleLayout(len(images), images.shape[1:], images.dtype).per_shard
+            write_compressed_shards(path, images, labels, self.image_codec, per_shard, INDEX_NAME)
+            return
         layout = write_shards(path, images, labels)
         np.save(path / INDEX_NAME, layout.index())
 
@@ -238,8 +249,8 @@ class TarStore(Store):
         num_images = check_count(num_images, reader.count, path)
         return reader.read_range(num_images), reader.labels[:num_images].copy()
 
-    def _open_reader(self, path: Path) -> "TarReader":
-        return TarReader(path)
+    def _open_reader(self, path: Path) -> BatchReader:
+        return TarReader(path) if recorded_compression(path) is None else CompressedTarReader(path, INDEX_NAME)
 
 
 def npy_bytes(image: np.ndarray) -> bytes:

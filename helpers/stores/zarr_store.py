@@ -47,6 +47,13 @@ Reads go through TensorStore, which reads the same files faster than zarr-python
 (a fork-based DataLoader worker, say) reads with zarr-python instead: same files, same checks, slower.
 A spawned worker uses TensorStore. ``durable`` flushes every file and folder written (the base class's
 fsync of the whole batch folder); zarr-python itself does not sync.
+
+``compression=`` adds one of zarr's own codecs before the checksum: ``zstd[:level]`` (ZstdCodec) or
+``blosc[:level]`` (BloscCodec with zstd after a bit-shuffle). A compressed batch keeps one image per chunk,
+so a random read decodes one image and not 128, 4,096 chunks to a shard (COMPRESSED_PER_SHARD); the
+chunks' sizes then vary, so only the shard files' presence is checked on opening (each chunk's CRC-32C
+still catches damage). The codecs are part of the array's metadata: zarr-python and TensorStore decode
+them whatever ``compression=`` the reader was opened with; the group's ``compression`` attribute names it.
 """
 
 from __future__ import annotations
@@ -56,7 +63,7 @@ from pathlib import Path
 
 import numpy as np
 import zarr
-from zarr.codecs import Crc32cCodec
+from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
 
 from helpers import space
 from helpers.errors import CorruptStoreError, ImageNotFoundError, StorageReportError
@@ -71,10 +78,13 @@ INDEX_ENTRY_BYTES = 16  # offset and length of one chunk in a shard's index
 # Chunk files named c.0.0.0.0, all in the array's own folder, instead of nested folders c/0/0/0/0.
 KEY_ENCODING = {"name": "default", "configuration": {"separator": "."}}
 METADATA_BYTES = 4096  # one zarr.json (about 1 KiB), rounded up to a block
+COMPRESSED_PER_SHARD = 4096  # images (one per chunk) per shard file of a compressed batch
 
 
-def layout(count: int, image_shape: tuple[int, ...], itemsize: int) -> tuple[int, int]:
+def layout(count: int, image_shape: tuple[int, ...], itemsize: int, compressed: bool = False) -> tuple[int, int]:
     """(images per chunk, images per shard) for a batch of ``count`` images."""
+    if compressed:
+        return 1, max(1, min(count, COMPRESSED_PER_SHARD))
     image_bytes = int(np.prod(image_shape)) * itemsize
     per_chunk = max(1, min(count, CHUNK_BYTES // image_bytes))
     chunks = -(-count // per_chunk)
@@ -96,11 +106,21 @@ def expected_shard_sizes(count: int, per_chunk: int, per_shard: int, chunk_bytes
     return sizes
 
 
+def compressors(compression: str | None) -> list:
+    """The bytes-to-bytes codecs of an images array: the ``compression`` codec (if any), then CRC-32C."""
+    if compression is None:
+        return [Crc32cCodec()]
+    family, _, level = compression.partition(":")
+    if family == "zstd":
+        return [ZstdCodec(level=int(level or 3)), Crc32cCodec()]
+    return [BloscCodec(cname="zstd", clevel=int(level or 5), shuffle="bitshuffle"), Crc32cCodec()]
+
+
 def create_array(group: zarr.Group, name: str, data: np.ndarray, chunks: tuple[int, ...],
-                 shards: tuple[int, ...] | None = None) -> None:
+                 shards: tuple[int, ...] | None = None, compression: str | None = None) -> None:
     array = group.create_array(
         name, shape=data.shape, dtype=data.dtype, chunks=chunks, shards=shards, filters=None,
-        compressors=[Crc32cCodec()], fill_value=0, chunk_key_encoding=KEY_ENCODING,
+        compressors=compressors(compression), fill_value=0, chunk_key_encoding=KEY_ENCODING,
         config={"write_empty_chunks": True},
     )
     array[...] = data
@@ -166,6 +186,7 @@ class ZarrStore(Store):
         "file: near the raw size on disk, but a random image reads and checks its whole chunk."
     )
     batch_name = "many.zarr"
+    compressions = ("zstd", "blosc")
 
     @classmethod
     def space_needed(cls, n_images: int, image_shape: tuple[int, ...], dtype: np.dtype, single: bool) -> int:
@@ -194,7 +215,7 @@ class ZarrStore(Store):
         remove(partial)
         try:
             group = zarr.open_group(partial, mode="w-", attributes={"format": FORMAT, "label": label})
-            create_array(group, "image", image, chunks=image.shape)
+            create_array(group, "image", image, chunks=image.shape, compression=self.compression)
             if self.durable:
                 fsync_tree(partial)
         except BaseException:
@@ -222,7 +243,7 @@ class ZarrStore(Store):
         check_stored(array.shape, array.dtype, path / "image")
         chunk = path / "image" / shard_name(0, array.ndim)
         expected = int(np.prod(array.shape)) * array.dtype.itemsize + CRC_BYTES
-        if not chunk.exists() or chunk.stat().st_size != expected:
+        if not chunk.exists() or (not is_compressed(array) and chunk.stat().st_size != expected):
             raise CorruptStoreError(f"{chunk}: the image's chunk is missing or not {expected} bytes")
         try:
             return np.asarray(array[...]), label
@@ -233,10 +254,13 @@ class ZarrStore(Store):
 
     # -- the batch ---------------------------------------------------------------------------------
     def _write_batch(self, path: Path, images: np.ndarray, labels: np.ndarray) -> None:
-        per_chunk, per_shard = layout(len(images), images.shape[1:], images.dtype.itemsize)
-        group = zarr.open_group(path, mode="w-", attributes={"format": FORMAT})
+        compressed = self.compression is not None
+        per_chunk, per_shard = layout(len(images), images.shape[1:], images.dtype.itemsize, compressed)
+        attributes = {"format": FORMAT, **({"compression": self.compression} if compressed else {})}
+        group = zarr.open_group(path, mode="w-", attributes=attributes)
         image_shape = images.shape[1:]
-        create_array(group, "images", images, chunks=(per_chunk, *image_shape), shards=(per_shard, *image_shape))
+        create_array(group, "images", images, chunks=(per_chunk, *image_shape), shards=(per_shard, *image_shape),
+                     compression=self.compression)
         create_array(group, "labels", labels, chunks=labels.shape)
 
     def _read_batch(self, path: Path, num_images: int) -> tuple[np.ndarray, np.ndarray]:
@@ -270,7 +294,9 @@ class ZarrReader(BatchReader):
     def check_layout(self, images: zarr.Array) -> tuple[int, int]:
         """(images per chunk, per shard), after checking that every shard file is there, whole."""
         per_chunk, per_shard = images.chunks[0], images.shards[0] if images.shards else None
-        if per_shard is None or (per_chunk, per_shard) != layout(self.count, self.shape, self.dtype.itemsize):
+        compressed = is_compressed(images)
+        if per_shard is None or (per_chunk, per_shard) != layout(self.count, self.shape, self.dtype.itemsize,
+                                                                 compressed):
             raise CorruptStoreError(f"{self.images_path / 'zarr.json'}: not the chunk layout this library writes")
         chunk_bytes = per_chunk * int(np.prod(self.shape)) * self.dtype.itemsize
         for shard, size in enumerate(expected_shard_sizes(self.count, per_chunk, per_shard, chunk_bytes)):
@@ -279,7 +305,7 @@ class ZarrReader(BatchReader):
                 found = file.stat().st_size
             except FileNotFoundError:
                 raise CorruptStoreError(f"{file}: shard file is missing from the store") from None
-            if found != size:
+            if found != size and not compressed:  # compressed chunks vary in size; their CRC-32C still checks
                 raise CorruptStoreError(f"{file}: shard file is {found} bytes, its chunks make {size} (damaged)")
         return per_chunk, per_shard
 
@@ -334,3 +360,8 @@ class ZarrReader(BatchReader):
         self.images = None
         self.closed = True
 
+
+
+def is_compressed(array: zarr.Array) -> bool:
+    """Whether the array's chunks pass through a compressor (anything but the CRC-32C checksum)."""
+    return any(not isinstance(codec, Crc32cCodec) for codec in array.compressors)

@@ -1,0 +1,398 @@
+"""The compression chapter: what each byte saved costs to write and to read, per method and codec.
+
+Each measured *variant* is a method with one ``compression=`` (``"lmdb+zstd"``; the method alone is its
+baseline without a codec, ``"disk"`` being PNG at Pillow's level). Its rows go to the results table
+``compression`` (``helpers.results``) with the variant in the ``method`` column: ``store_many`` (with the
+allocated bytes of the batch), ``read_many`` (sequential) and ``read_epoch`` (every image once in a
+random order, in mini-batches of ``batch_size`` through ``store.read_indices``), all warm. Lossless
+variants are checked to read back exactly before they are timed; lossy ones get their PSNR, kept with the
+raw bytes of one image in the table ``compression_quality.csv`` beside the results.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from helpers import codecs, loader, stores
+from helpers.errors import ImageFormatError, UnknownCodecError
+from helpers.experiments import time_read, timing_rows, unpack, verify_round_trip
+from helpers.fileio import remove, write_atomically
+from helpers.measure import check_repeats, disk_usage, format_bytes, format_seconds, time_call
+from helpers.results import COLUMNS, append_rows, read_results, reset, summarize
+
+EXPERIMENT = "compression"
+QUALITY_TABLE = "compression_quality.csv"
+QUALITY_COLUMNS = ["method", "dataset", "image_bytes", "psnr", "skipped"]
+SEPARATOR = "+"
+#: The ``dataset`` of the chapter's rows: short names the tables and conclusions show.
+CIFAR = "CIFAR"
+SCANS = "16-bit scans"
+#: LMDB gives a value over about half a page whole overflow pages of its own.
+LMDB_PAGE = 4096
+#: Scans measured next to CIFAR, per CIFAR image measured (10 for 2,000): a scan is 170 times larger, and
+#: its PNG takes about 0.1 s to write.
+SCANS_PER_IMAGE = 1 / 250
+MIN_SCANS = 10
+#: Images per mini-batch of the shuffled epoch (the loader's default batch size).
+BATCH_SIZE = 256
+
+
+# -- what is measured ------------------------------------------------------------------------------------
+def variant_name(method: str, compression: str | None) -> str:
+    return method if compression is None else f"{method}{SEPARATOR}{compression}"
+
+
+def split_variant(name: str) -> tuple[str, str | None]:
+    """(method, compression) of a variant name; compression None for a method's baseline."""
+    method, _, compression = name.partition(SEPARATOR)
+    return method, compression or None
+
+
+def family(name: str) -> str:
+    return name.partition(":")[0]
+
+
+def variants(methods: Sequence[str], compressions: Sequence[str], floor: bool = True) -> list[tuple[str, str | None]]:
+    """(method, compression) pairs: each method's baseline, then each of ``compressions`` it accepts (in the
+    order given; the method's own default is skipped, being the baseline), then the NumPy floor.
+
+    UnknownCodecError if no method takes one of ``compressions``, or its level is out of range.
+    """
+    for name in compressions:
+        takers = [cls for cls in map(stores.store_class, stores.names()) if family(name) in cls.compressions]
+        if not takers:
+            raise UnknownCodecError(f"no method takes compression {name!r}; see Store.compressions")
+        for cls in takers:
+            cls.check_compression(name)
+    pairs: list[tuple[str, str | None]] = []
+    for method in dict.fromkeys(methods):
+        cls = stores.store_class(method)
+        pairs.append((method, None))
+        pairs += [(method, name) for name in compressions
+                  if family(name) in cls.compressions and not same_codec(name, cls.native_compression)]
+    if floor and stores.FLOOR not in methods:
+        pairs.append((stores.FLOOR, None))
+    return pairs
+
+
+def same_codec(name: str, other: str | None) -> bool:
+    if other is None or family(name) not in codecs.CODECS:
+        return name == other
+    return codecs.get_codec(name).name == codecs.get_codec(other).name
+
+
+def holds(compression: str | None, shape: tuple[int, ...], dtype: np.dtype) -> bool:
+    """Whether the codec can hold these images (JPEG cannot hold 16 bits; HDF5 filters hold anything)."""
+    if compression is None or family(compression) not in codecs.CODECS:
+        return True
+    try:
+        codecs.get_codec(compression).check(shape, dtype)
+    except ImageFormatError:
+        return False
+    return True
+
+
+def lossy(compression: str | None) -> bool:
+    return compression is not None and family(compression) in codecs.CODECS and codecs.is_lossy(compression)
+
+
+# -- the experiment --------------------------------------------------------------------------------------
+def run_compression(
+    images: np.ndarray | object,
+    labels: np.ndarray | None,
+    methods: Sequence[str],
+    compressions: Sequence[str],
+    *,
+    repeats: int,
+    work_dir: str | os.PathLike[str],
+    batch_size: int = BATCH_SIZE,
+    dataset: str = "",
+    progress: bool = True,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Time every variant of ``methods`` x ``compressions`` on the whole batch ``images``, warm.
+
+    Returns (results rows, quality rows): the rows of ``helpers.results`` (variant in ``method``) and one
+    row per variant with the raw bytes of one image, its PSNR (``inf`` for lossless ones, checked to read
+    back exactly), or why it was skipped (a codec that cannot hold the images).
+    """
+    images, labels, dataset = unpack(images, labels, dataset)
+    check_repeats(repeats)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    rows: list[dict] = []
+    quality: list[dict] = []
+    for method, compression in progress_steps(variants(methods, compressions), progress):
+        name = variant_name(method, compression)
+        measured = {"method": name, "dataset": dataset, "image_bytes": images[0].nbytes, "psnr": math.nan,
+                    "skipped": ""}
+        if not holds(compression, images.shape[1:], images.dtype):
+            measured["skipped"] = f"{compression} cannot hold {images.dtype.name} images of shape {images.shape[1:]}"
+            quality.append(measured)
+            continue
+        store = stores.open_store(method, Path(work_dir) / EXPERIMENT / name.replace(":", "-"), compression=compression)
+        try:
+            rows += measure_variant(store, name, images, labels, batch_size, repeats, dataset)
+            measured["psnr"] = measured_psnr(store, images, labels)
+        finally:
+            store.clear()  # one variant on disk at a time
+        quality.append(measured)
+    return pd.DataFrame(rows, columns=COLUMNS), pd.DataFrame(quality, columns=QUALITY_COLUMNS)
+
+
+def measure_variant(
+    store: stores.Store, name: str, images: np.ndarray, labels: np.ndarray,
+    batch_size: int, repeats: int, dataset: str,
+) -> list[dict]:
+    n = len(images)
+    common = dict(experiment=EXPERIMENT, method=name, n_images=n, durable=store.durable, dataset=dataset)
+    timing = time_call(lambda: store.store_many(images, labels), repeats=repeats, setup=store.clear)
+    rows = timing_rows(timing, operation="store_many", cache="", usage=disk_usage(store.batch_path), **common)
+    reads = {"read_many": lambda: store.read_many(n), "read_epoch": lambda: loader.read_epoch(store, batch_size)}
+    for operation, read in reads.items():
+        rows += timing_rows(time_read(store, read, "warm", repeats), operation=operation, cache="warm",
+                            usage=None, **common)
+    return rows
+
+
+def measured_psnr(store: stores.Store, images: np.ndarray, labels: np.ndarray) -> float:
+    """The batch's PSNR as read back (inf: identical, checked); CorruptStoreError if a lossless one differs."""
+    if not lossy(store.compression):
+        verify_round_trip(store, images, labels, write=False)
+        return math.inf
+    back, _ = store.read_many(len(images))
+    return codecs.psnr(images, back)
+
+
+def progress_steps(steps: list[tuple[str, str | None]], enabled: bool):
+    if not enabled:
+        yield from steps
+        return
+    from tqdm.auto import tqdm
+
+    with tqdm(steps, desc="methods x codecs", unit="variant") as bar:
+        for method, compression in bar:
+            bar.set_postfix_str(variant_name(method, compression))
+            yield method, compression
+
+
+# -- what the notebook calls -----------------------------------------------------------------------------
+def start(results_dir: str | os.PathLike[str]) -> None:
+    """Remove the chapter's tables, so a run starts from no rows."""
+    reset(results_dir, EXPERIMENT)
+    remove(Path(results_dir) / QUALITY_TABLE)
+
+
+def run_and_save(
+    data: object, methods: Sequence[str], compressions: Sequence[str], *, dataset: str, repeats: int,
+    work_dir: str | os.PathLike[str], results_dir: str | os.PathLike[str], batch_size: int = BATCH_SIZE,
+) -> None:
+    """``run_compression`` on a Dataset, its rows appended to the results and quality tables."""
+    rows, quality = run_compression(data, None, methods, compressions, repeats=repeats, batch_size=batch_size,
+                                    work_dir=work_dir, dataset=dataset)
+    append_rows(results_dir, EXPERIMENT, rows)
+    save_quality(results_dir, quality, append=True)
+
+
+def load_scans(compression_images: int) -> object | None:
+    """The synthetic 16-bit scans measured beside CIFAR (one per 250 CIFAR images, at least 10), or None,
+    said in one line, when ``helpers.datasets.synthetic_scans`` does not exist in this version."""
+    from helpers import datasets
+
+    if not hasattr(datasets, "synthetic_scans"):
+        print("The 16-bit scans are skipped: helpers.datasets.synthetic_scans is not available in this version.")
+        return None
+    return datasets.synthetic_scans(max(MIN_SCANS, int(compression_images * SCANS_PER_IMAGE)))
+
+
+def read(results_dir: str | os.PathLike[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(summary of the compression results, quality table), as trade_off_table takes them."""
+    return summarize(read_results(results_dir, EXPERIMENT)), load_quality(results_dir)
+
+
+def save_quality(results_dir: str | os.PathLike[str], quality: pd.DataFrame, *, append: bool = False) -> Path:
+    """Write the quality rows to ``results_dir/compression_quality.csv`` atomically (after the earlier ones
+    if ``append``)."""
+    path = Path(results_dir) / QUALITY_TABLE
+    if append and path.exists():
+        quality = pd.concat([load_quality(results_dir), quality], ignore_index=True)
+    buffer = io.StringIO()
+    quality.to_csv(buffer, index=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(path, buffer.getvalue().encode(), durable=True)
+    return path
+
+
+def load_quality(results_dir: str | os.PathLike[str]) -> pd.DataFrame:
+    path = Path(results_dir) / QUALITY_TABLE
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist; run notebooks/06-compression.ipynb first")
+    return pd.read_csv(path, keep_default_na=False, na_values={"psnr": [""]}, dtype={"skipped": str})
+
+
+# -- the chapter's table and findings --------------------------------------------------------------------
+def trade_off_table(summary: pd.DataFrame, quality: pd.DataFrame, dataset: str = CIFAR) -> pd.DataFrame:
+    """One row per variant measured on ``dataset``: bytes per image, ratio, store and read times per image,
+    PSNR, and whether it is on the Pareto front of bytes against shuffled read time."""
+    summary = summary[(summary["experiment"] == EXPERIMENT) & (summary["dataset"] == dataset)]
+    quality = quality[quality["dataset"] == dataset]
+    rows = []
+    for _, stored in summary[summary["operation"] == "store_many"].iterrows():
+        name, n = stored["method"], stored["n_images"]
+        method, compression = split_variant(name)
+        reads = summary[summary["method"] == name].set_index("operation")["median"]
+        measured = quality[quality["method"] == name].iloc[0]
+        rows.append({
+            "method": method,
+            "codec": compression or stores.store_class(method).native_compression or "none",
+            "lossy": lossy(compression),
+            "image_bytes": measured["image_bytes"],
+            "bytes_per_image": stored["bytes_allocated"] / n,
+            "ratio": measured["image_bytes"] * n / stored["bytes_apparent"],
+            "store_per_image": stored["median"] / n,
+            "read_per_image": reads["read_many"] / n,
+            "shuffled_per_image": reads["read_epoch"] / n,
+            "psnr": float(measured["psnr"]),
+        })
+    table = pd.DataFrame(rows)
+    if not table.empty:
+        table["pareto"] = pareto_front(table["bytes_per_image"].to_numpy(), table["shuffled_per_image"].to_numpy())
+    return table
+
+
+def pareto_front(sizes: np.ndarray, seconds: np.ndarray) -> np.ndarray:
+    """True where no other point is at least as small and as fast, and strictly better in one of the two."""
+    as_good = (sizes[None, :] <= sizes[:, None]) & (seconds[None, :] <= seconds[:, None])
+    better = (sizes[None, :] < sizes[:, None]) | (seconds[None, :] < seconds[:, None])
+    return ~(as_good & better).any(axis=1)
+
+
+def display_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The trade-off table as the report shows it: readable units, smallest first."""
+    if table.empty:
+        return pd.DataFrame()
+    shown = table.sort_values(["bytes_per_image", "shuffled_per_image"])
+    return pd.DataFrame({
+        "method": shown["method"],
+        "codec": shown["codec"],
+        "allocated per image": shown["bytes_per_image"].map(lambda b: format_bytes(int(round(b)))),
+        "ratio": shown["ratio"].map(lambda r: f"{r:.2f}x"),
+        "store / image": shown["store_per_image"].map(format_seconds),
+        "sequential read / image": shown["read_per_image"].map(format_seconds),
+        "shuffled read / image": shown["shuffled_per_image"].map(format_seconds),
+        "PSNR": shown["psnr"].map(psnr_text),
+        "Pareto": shown["pareto"].map(lambda on: "yes" if on else ""),
+    }).reset_index(drop=True)
+
+
+def psnr_text(psnr: float) -> str:
+    return "lossless" if psnr == math.inf else ("" if math.isnan(psnr) else f"{psnr:.1f} dB")
+
+
+def _variant(table: pd.DataFrame, method: str, codec: str) -> pd.Series | None:
+    rows = table[(table["method"] == method) & (table["codec"] == codec)]
+    return None if rows.empty else rows.iloc[0]
+
+
+def _label(row: pd.Series) -> str:
+    if row["method"] == stores.FLOOR:
+        return "the raw NumPy floor"
+    return f"{row['method']} without a codec" if row["codec"] == "none" else f"{row['method']} with {row['codec']}"
+
+
+def _smallest(rows: pd.DataFrame) -> pd.Series:
+    return rows.loc[rows["bytes_per_image"].idxmin()]
+
+
+def findings(table: pd.DataFrame, what: str = CIFAR, quality: pd.DataFrame | None = None) -> str:
+    """One sentence per finding, every number taken from ``table`` (trade_off_table); with ``quality``, the
+    variants skipped on ``what`` and why."""
+    if table.empty:
+        return f"No compression was measured on {what}."
+    sentences = []
+    smallest = _smallest(table[~table["lossy"]])
+    sentences.append(
+        f"Losslessly, {_label(smallest)} takes the least space on {what}: "
+        f"{format_bytes(int(smallest['bytes_per_image']))} allocated per image, a ratio of {smallest['ratio']:.2f}x "
+        f"over the raw pixels, read in a shuffled epoch at {format_seconds(smallest['shuffled_per_image'])} per image."
+    )
+    raw_lmdb = _variant(table, "lmdb", "none")
+    compressed_lmdb = table[(table["method"] == "lmdb") & (table["codec"] != "none") & ~table["lossy"]]
+    if raw_lmdb is not None and not compressed_lmdb.empty:
+        best = _smallest(compressed_lmdb)
+        pages, raw_pages = best["bytes_per_image"] / LMDB_PAGE, raw_lmdb["bytes_per_image"] / LMDB_PAGE
+        verdict = (f"still costs LMDB {pages:.2f} pages of 4 KiB per image, as raw pixels do ({raw_pages:.2f})"
+                   if pages >= 0.9 * raw_pages else
+                   f"saves LMDB space: {pages:.2f} pages of 4 KiB per image against {raw_pages:.2f} raw")
+        sentences.append(
+            f"The smallest lossless LMDB value ({best['codec']}, about "
+            f"{format_bytes(int(best['image_bytes'] / best['ratio']))} of file per image) {verdict}: "
+            f"LMDB gives a value over about half a page whole overflow pages of its own."
+        )
+    for _, row in table[table["codec"].map(family).isin(["zstd", "blosc"])].iterrows():
+        raw = _variant(table, row["method"], "none")
+        if raw is not None:
+            sentences.append(
+                f"With {row['codec']}, a shuffled epoch of {row['method']} takes "
+                f"{row['shuffled_per_image'] / raw['shuffled_per_image']:.1f}x the time it takes without a codec, "
+                f"and its files hold the pixels at a ratio of {row['ratio']:.2f}x (against {raw['ratio']:.2f}x)."
+            )
+    lossy_rows = table[table["lossy"]]
+    if not lossy_rows.empty:
+        small = _smallest(lossy_rows)
+        sentences.append(
+            f"Lossy, {_label(small)} reaches a ratio of {small['ratio']:.2f}x at a PSNR of {small['psnr']:.1f} dB: "
+            f"images close to, not equal to, what was written."
+        )
+    front = table[table["pareto"]].sort_values("bytes_per_image")
+    sentences.append("On the Pareto front (nothing else both smaller and faster to read shuffled): "
+                     + ", ".join(_label(row) for _, row in front.iterrows()) + ".")
+    if quality is not None:
+        skipped = quality[(quality["dataset"] == what) & (quality["skipped"] != "")]
+        if len(skipped):
+            reasons = dict.fromkeys(skipped["skipped"])  # one codec refused by several methods: said once
+            sentences.append("Not measured: " + "; ".join(reasons) + ".")
+    return "\n".join(f"- {sentence}" for sentence in sentences)
+
+
+def best_codecs(table: pd.DataFrame) -> dict[str, pd.Series]:
+    """The lossless variant with a codec best for each goal: ``smallest`` (allocated bytes), ``fastest``
+    (shuffled read) and ``balance`` (smallest product of the two, each divided by the best of its kind)."""
+    if table.empty:
+        return {}
+    compressed = table[~table["lossy"] & (table["codec"] != "none")]
+    if compressed.empty:
+        return {}
+    score = (compressed["bytes_per_image"] / compressed["bytes_per_image"].min()) * (
+        compressed["shuffled_per_image"] / compressed["shuffled_per_image"].min()
+    )
+    return {
+        "smallest": _smallest(compressed),
+        "fastest": compressed.loc[compressed["shuffled_per_image"].idxmin()],
+        "balance": compressed.loc[score.idxmin()],
+    }
+
+
+def conclusions(results_dir: str | os.PathLike[str]) -> str:
+    """The best lossless codec for each goal on each dataset the compression chapter measured, as Markdown."""
+    try:
+        summary, quality = read(results_dir)
+    except FileNotFoundError:
+        return "The compression chapter (06) did not run, so no codec is recommended."
+    lines = []
+    for dataset in summary["dataset"].unique():
+        best = best_codecs(trade_off_table(summary, quality, dataset))
+        if best:
+            lines.append(
+                f"- **{dataset}**: smallest, {_label(best['smallest'])} ({best['smallest']['ratio']:.2f}x, "
+                f"{format_bytes(int(best['smallest']['bytes_per_image']))} per image); fastest to read, "
+                f"{_label(best['fastest'])} ({format_seconds(best['fastest']['shuffled_per_image'])} per image "
+                f"in a shuffled epoch); best balance of size and read time, {_label(best['balance'])}."
+            )
+    return "\n".join(lines) or "The compression chapter measured no lossless codec."

@@ -1,0 +1,149 @@
+"""WebDataset shards of compressed images: what the tar store writes with ``compression=``.
+
+Each sample is ``<key>.cls`` (the label as decimal text) and ``<key><suffix>``, the image encoded by the
+codec of ``helpers.codecs``: ``.png``, ``.jpg``, ``.webp``, ``.jp2``, ``.jls`` files as any image tool
+reads them (WebDataset's own decoders read PNG, JPEG and WebP), or a bare zstd frame (``.zst``) or Blosc
+chunk (``.blosc``) of the pixels in C order. Members are written with ``tarfile`` (their sizes vary, so
+the fixed-stride templates of the raw store do not apply). ``batch.json`` beside the shards records count,
+shape, dtype and codec; ``index.npy`` has one row per sample: shard, offset of the ``.cls`` data, offset
+and size of the image data. Readers map each shard and decode only the images asked for; a mini-batch of
+zstd frames is decoded in one call (``Codec.decode_many``). Single images stay raw ``.npy`` samples.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import mmap
+import tarfile
+from pathlib import Path
+
+import numpy as np
+
+from helpers.codecs import Codec, get_codec
+from helpers.errors import CorruptStoreError
+from helpers.stores.base import BatchReader, check_image_shape
+
+BATCH_FILE = "batch.json"
+SUFFIXES = {"png": ".png", "jpeg": ".jpg", "webp": ".webp", "jpeg2000": ".jp2", "jpegls": ".jls",
+            "zstd": ".zst", "blosc": ".blosc"}
+LABEL_TEXT = 20
+
+
+def write_compressed_shards(
+    folder: Path, images: np.ndarray, labels: np.ndarray, image_codec: Codec, per_shard: int, index_name: str,
+) -> None:
+    """The batch as shards of ``per_shard`` samples, with its index and batch.json."""
+    suffix = SUFFIXES[image_codec.family]
+    digits = max(8, len(str(len(images) - 1)))
+    rows = np.empty((len(images), 4), dtype=np.int64)
+    for shard, first in enumerate(range(0, len(images), per_shard)):
+        with tarfile.open(folder / f"shard-{shard:06d}.tar", "w", format=tarfile.USTAR_FORMAT) as archive:
+            for index in range(first, min(first + per_shard, len(images))):
+                key = f"{index:0{digits}d}"
+                payload = image_codec.encode(images[index])
+                rows[index, :2] = shard, add_member(archive, f"{key}.cls", str(int(labels[index])).encode())
+                rows[index, 2:] = add_member(archive, f"{key}{suffix}", payload), len(payload)
+    np.save(folder / index_name, rows)
+    description = {"count": len(images), "shape": list(images.shape[1:]), "dtype": images.dtype.name,
+                   "compression": image_codec.name}
+    (folder / BATCH_FILE).write_text(json.dumps(description))
+
+
+def add_member(archive: tarfile.TarFile, name: str, data: bytes) -> int:
+    """Append a regular file; the offset of its data (after its one 512-byte ustar header)."""
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    offset = archive.offset + tarfile.BLOCKSIZE
+    archive.addfile(info, io.BytesIO(data))
+    return offset
+
+
+def recorded_compression(path: Path) -> str | None:
+    """The codec batch.json names, or None for a raw batch (which has no batch.json)."""
+    file = path / BATCH_FILE
+    if not file.exists():
+        return None
+    try:
+        return str(json.loads(file.read_text())["compression"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise CorruptStoreError(f"{file}: not a batch description ({error})") from None
+
+
+class CompressedTarReader(BatchReader):
+    """Every shard mapped read-only; an image is its member's bytes, sliced at the indexed offset, decoded."""
+
+    def __init__(self, path: Path, index_name: str) -> None:
+        self.maps: list[mmap.mmap] = []
+        try:
+            batch = json.loads((path / BATCH_FILE).read_text())
+            shape, dtype = tuple(batch["shape"]), np.dtype(batch["dtype"])
+            check_image_shape(shape, dtype)
+            self.image_codec = get_codec(batch["compression"])
+            index = np.load(path / index_name, allow_pickle=False)
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise CorruptStoreError(f"{path}: not a compressed tar batch this library wrote ({error})") from None
+        if index.ndim != 2 or index.shape != (int(batch["count"]), 4):
+            raise CorruptStoreError(f"{path / index_name}: not the offset index of {batch['count']} samples")
+        super().__init__(path, len(index), shape, dtype)
+        self.index = index
+        try:
+            self.shards = [self.map_shard(path / f"shard-{shard:06d}.tar") for shard in range(int(index[-1, 0]) + 1)]
+            ends = index[:, 2] + index[:, 3]
+            for shard, data in enumerate(self.shards):
+                if (ends[index[:, 0] == shard] > len(data)).any():
+                    raise CorruptStoreError(f"{path / f'shard-{shard:06d}.tar'}: shorter than its index says (truncated)")
+            texts = np.stack([np.frombuffer(self.shards[s], np.uint8, LABEL_TEXT, o) for s, o in index[:, :2]])
+            self.labels = texts.view(f"S{LABEL_TEXT}").reshape(-1).astype(np.int64)
+        except (ValueError, OverflowError) as error:
+            self.close()
+            raise CorruptStoreError(f"{path}: a .cls member does not hold an integer label ({error})") from None
+        except BaseException:
+            self.close()
+            raise
+
+    def map_shard(self, file: Path) -> memoryview:
+        try:
+            with open(file, "rb") as handle:
+                mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        except FileNotFoundError:
+            raise CorruptStoreError(f"{file}: shard file is missing from the store") from None
+        except ValueError:  # an empty file cannot be mapped
+            raise CorruptStoreError(f"{file}: shard file is empty (truncated)") from None
+        self.maps.append(mapped)
+        return memoryview(mapped)
+
+    def payload(self, index: int) -> memoryview:
+        shard, _, offset, size = self.index[index].tolist()
+        return self.shards[shard][offset : offset + size]
+
+    def where(self, index: int) -> str:
+        return f"{self.path / f'shard-{int(self.index[index, 0]):06d}.tar'} sample {index}"
+
+    def read_one(self, index: int) -> tuple[np.ndarray, int]:
+        image = self.image_codec.decode(self.payload(index), self.shape, self.dtype, self.where(index))
+        return image, int(self.labels[index])
+
+    def read_indices(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        payloads = [self.payload(index) for index in indices.tolist()]
+        try:
+            images = self.image_codec.decode_many(payloads, self.shape, self.dtype)
+        except Exception:  # each C library has its own exception type for damaged data: find which image
+            for position, index in enumerate(indices.tolist()):
+                self.image_codec.decode(payloads[position], self.shape, self.dtype, self.where(index))
+            raise
+        return images, self.labels[indices]
+
+    def read_range(self, num_images: int) -> np.ndarray:
+        return self.read_indices(np.arange(num_images))[0]
+
+    def close(self) -> None:
+        self.shards = []
+        for mapped in self.maps:
+            try:
+                mapped.close()
+            except BufferError:  # a view handed out still points into it
+                pass
+        self.maps = []
+        self.closed = True
+

@@ -1,0 +1,100 @@
+"""The compression chapter's experiment and the numbers it shows (helpers.compression), on tiny data."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers import compression, summary
+from helpers.errors import UnknownCodecError
+from helpers.results import COLUMNS
+
+
+def test_variants_pair_each_method_with_the_codecs_it_takes_and_skip_its_own_default():
+    pairs = compression.variants(["disk", "lmdb", "hdf5"], ["png", "zstd", "gzip", "jpeg:90"])
+    assert pairs == [
+        ("disk", None), ("disk", "jpeg:90"),  # png is the disk store's own default: its baseline
+        ("lmdb", None), ("lmdb", "png"), ("lmdb", "zstd"), ("lmdb", "jpeg:90"),
+        ("hdf5", None), ("hdf5", "zstd"), ("hdf5", "gzip"),
+        ("npy", None),
+    ]
+    with pytest.raises(UnknownCodecError, match="no method takes compression 'brotli'"):
+        compression.variants(["lmdb"], ["brotli"])
+    with pytest.raises(UnknownCodecError, match="from 0 to 9"):
+        compression.variants(["hdf5"], ["gzip:12"])
+
+
+def test_pareto_front_keeps_what_nothing_beats_on_both_counts():
+    sizes = np.array([1.0, 2.0, 3.0, 2.0, 1.0])
+    seconds = np.array([5.0, 2.0, 1.0, 3.0, 6.0])
+    assert compression.pareto_front(sizes, seconds).tolist() == [True, True, True, False, False]
+
+
+@pytest.fixture(scope="module")
+def measured(tmp_path_factory):
+    """The chapter on 40 tiny CIFAR-like images and 8 tiny 16-bit images, written like the notebook does."""
+    root = tmp_path_factory.mktemp("compression")
+    rng = np.random.default_rng(0)
+    ramp = np.add.outer(np.arange(16), np.arange(16)).astype(np.uint8) * 4
+    colour = np.repeat(ramp[None, :, :, None], 40, axis=0).repeat(3, axis=3) + rng.integers(0, 4, (40, 16, 16, 3),
+                                                                                            dtype=np.uint8)
+    grey = (np.add.outer(np.arange(16), np.arange(16)) * 100 + rng.integers(0, 8, (8, 16, 16))).astype(np.uint16)
+    results = root / "results"
+    compression.start(results)
+    for images, name in ((colour, compression.CIFAR), (grey, compression.SCANS)):
+        rows, quality = compression.run_compression(
+            images, np.arange(len(images)), ["lmdb", "hdf5"], ["zstd", "blosc", "gzip", "jpeg:90"], repeats=1,
+            batch_size=16, work_dir=root / "work", dataset=name, progress=False)
+        assert list(rows.columns) == COLUMNS
+        from helpers.results import append_rows
+
+        append_rows(results, compression.EXPERIMENT, rows)
+        compression.save_quality(results, quality, append=True)
+    return results
+
+
+def test_every_variant_is_timed_stored_and_read_shuffled_and_lossy_ones_get_a_psnr(measured):
+    chapter, quality = compression.read(measured)
+    table = compression.trade_off_table(chapter, quality, compression.CIFAR)
+    assert set(zip(table["method"], table["codec"])) == {
+        ("lmdb", "none"), ("lmdb", "zstd"), ("lmdb", "blosc"), ("lmdb", "jpeg:90"),
+        ("hdf5", "none"), ("hdf5", "zstd"), ("hdf5", "blosc"), ("hdf5", "gzip"), ("npy", "none")}
+    assert (table["bytes_per_image"] > 0).all() and (table["shuffled_per_image"] > 0).all()
+    jpeg = table[table["codec"] == "jpeg:90"].iloc[0]
+    assert jpeg["lossy"] and 25 < jpeg["psnr"] < math.inf
+    assert (table.loc[~table["lossy"], "psnr"] == math.inf).all()
+    hdf5 = table[table["method"] == "hdf5"].set_index("codec")["ratio"]
+    assert hdf5["gzip"] > hdf5["none"]  # gradients compress, even with the index of one chunk per image
+    shown = compression.display_table(table)
+    assert list(shown["PSNR"]).count("lossless") == len(table) - 1 and shown["Pareto"].eq("yes").any()
+
+
+def test_codecs_that_cannot_hold_16_bits_are_skipped_and_named(measured):
+    chapter, quality = compression.read(measured)
+    scans = compression.trade_off_table(chapter, quality, compression.SCANS)
+    assert "jpeg:90" not in set(scans["codec"])
+    text = compression.findings(scans, compression.SCANS, quality)
+    assert "Not measured: jpeg:90 cannot hold uint16 images" in text
+
+
+def test_findings_and_conclusions_are_computed_from_the_table(measured):
+    chapter, quality = compression.read(measured)
+    table = compression.trade_off_table(chapter, quality, compression.CIFAR)
+    text = compression.findings(table, compression.CIFAR, quality)
+    smallest = table[~table["lossy"]].sort_values("bytes_per_image").iloc[0]
+    assert f"a ratio of {smallest['ratio']:.2f}x" in text
+    assert "pages of 4 KiB per image" in text and "Pareto front" in text
+    best = compression.best_codecs(table)
+    assert set(best) == {"smallest", "fastest", "balance"}
+    assert all(row["codec"] != "none" and not row["lossy"] for row in best.values())
+    conclusions = summary.compression_conclusions(measured)
+    assert "**CIFAR**" in conclusions and "**16-bit scans**" in conclusions
+    assert f"smallest, {best['smallest']['method']} with {best['smallest']['codec']}" in conclusions
+
+
+def test_conclusions_say_so_when_the_chapter_did_not_run(tmp_path):
+    assert "did not run" in summary.compression_conclusions(tmp_path)
+    assert compression.findings(pd.DataFrame()) == "No compression was measured on CIFAR."
