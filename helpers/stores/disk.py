@@ -427,6 +427,13 @@ class DiskStore(Store):
     def _open_reader(self, path: Path) -> "PngReader":
         return PngReader(path, self.workers, recorded_compression(path))
 
+    def files_holding(self, indices: object) -> list[Path]:
+        """The image files of these positions, with the batch's description and labels."""
+        batch = self.finished_batch_path()
+        suffix = file_suffix(recorded_compression(batch))
+        positions = np.unique(np.asarray(indices, dtype=np.int64))
+        return [batch / "batch.json", batch / "labels.csv", *(png_path(batch, int(i), suffix) for i in positions)]
+
     @staticmethod
     def _read_labels(path: Path, num_images: int) -> np.ndarray:
         rows = read_csv(path)
