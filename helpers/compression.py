@@ -22,7 +22,7 @@ import pandas as pd
 
 from helpers import codecs, loader, stores
 from helpers.errors import ImageFormatError, UnknownCodecError
-from helpers.experiments import time_read, timing_rows, unpack, verify_round_trip
+from helpers.experiments import progress_bar, time_read, timing_rows, unpack, verify_round_trip
 from helpers.fileio import remove, write_atomically
 from helpers.measure import check_repeats, disk_usage, format_bytes, format_seconds, time_call
 from helpers.results import COLUMNS, append_rows, read_results, reset, summarize
@@ -171,15 +171,8 @@ def measured_psnr(store: stores.Store, images: np.ndarray, labels: np.ndarray) -
 
 
 def progress_steps(steps: list[tuple[str, str | None]], enabled: bool):
-    if not enabled:
-        yield from steps
-        return
-    from tqdm.auto import tqdm
-
-    with tqdm(steps, desc="methods x codecs", unit="variant") as bar:
-        for method, compression in bar:
-            bar.set_postfix_str(variant_name(method, compression))
-            yield method, compression
+    return progress_bar(steps, enabled, desc="methods x codecs", unit="variant",
+                        label=lambda step: variant_name(*step))
 
 
 # -- what the notebook calls -----------------------------------------------------------------------------

@@ -9,7 +9,7 @@ region. Each method works in its own folder, ``work_dir/<method>``.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -293,8 +293,11 @@ def checked_cutoffs(cutoffs: Sequence[int], available: int) -> list[int]:
     return checked
 
 
-def progress_bar(steps: list[tuple[str, int]], enabled: bool):
-    """The steps, with a tqdm bar that shows the step in progress (method and n) when ``enabled``."""
+def progress_bar(
+    steps: list, enabled: bool, *, desc: str = "methods x cutoffs", unit: str = "step",
+    label: Callable[[object], str] = lambda step: f"{step[0]}, n={step[1]}",
+):
+    """The steps, with a tqdm bar that shows the step in progress (``label(step)``) when ``enabled``."""
     if not enabled:
         yield from steps
         return
@@ -302,10 +305,10 @@ def progress_bar(steps: list[tuple[str, int]], enabled: bool):
     # shows this bar on the console through the kernel's stderr anyway.
     from tqdm import tqdm
 
-    with tqdm(steps, desc="methods x cutoffs", unit="step") as bar:
-        for method, n in bar:
-            bar.set_postfix_str(f"{method}, n={n}")
-            yield method, n
+    with tqdm(steps, desc=desc, unit=unit) as bar:
+        for step in bar:
+            bar.set_postfix_str(label(step))
+            yield step
 
 
 # -- access patterns of a training loop -------------------------------------------------------------

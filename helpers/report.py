@@ -52,13 +52,13 @@ QUICK_CUTOFFS = [10, 100, 1000]
 DEFAULT_METHODS = [name for name in names() if name != FLOOR]
 DEFAULT_REPEATS = 3
 DEFAULT_LARGE_CUTOFFS = [10, 100, 1000]
-QUICK_LARGE_CUTOFFS = [10, 100]
+QUICK_LARGE_CUTOFFS = [10, 30]
 NAMED_DATASETS = ("auto", "cifar10", "synthetic", "scans")
 DEFAULT_BATCH_SIZE = 256
 DEFAULT_WORKERS = [1, 2]
 DEFAULT_COMPRESSIONS = ["zstd", "blosc", "gzip", "lzf", "jpegls", "jpeg:90"]
 DEFAULT_COMPRESSION_IMAGES = 2000
-QUICK_COMPRESSION_IMAGES = 1000
+QUICK_COMPRESSION_IMAGES = 300
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 PDF_TIMEOUT_SECONDS = 180
 HOW_TO_GET_CHROMIUM = (

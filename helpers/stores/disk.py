@@ -240,7 +240,10 @@ def stop_pool() -> None:
     forkserver_ours, tracker_ours = _helpers_started
     stop_forkserver = getattr(forkserver._forkserver, "_stop", None)  # private: guarded for other Pythons
     if forkserver_ours and stop_forkserver is not None:
-        stop_forkserver()
+        try:
+            stop_forkserver()
+        except FileNotFoundError:  # stopped; only its socket file was already removed with its temp folder
+            forkserver._forkserver._forkserver_address = None
     stop_tracker = getattr(resource_tracker._resource_tracker, "_stop", None)
     if tracker_ours and stop_tracker is not None:
         stop_tracker()  # only once the forkserver, which holds the tracker's pipe too, is gone
