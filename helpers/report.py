@@ -57,6 +57,7 @@ NAMED_DATASETS = ("auto", "cifar10", "synthetic", "scans")
 DEFAULT_BATCH_SIZE = 256
 DEFAULT_WORKERS = [1, 2]
 DEFAULT_COMPRESSIONS = ["zstd", "blosc", "gzip", "lzf", "jpegls", "jpeg:90"]
+QUICK_COMPRESSIONS = ["zstd", "blosc", "jpeg:90"]  # a byte compressor, a bit-shuffling one, a lossy codec
 DEFAULT_COMPRESSION_IMAGES = 2000
 QUICK_COMPRESSION_IMAGES = 300
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -165,7 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
                              f"(default {','.join(map(str, DEFAULT_WORKERS))})")
     parser.add_argument("--compressions", type=parse_names, default=None,
                         help="codecs and filters the compression chapter measures with every method that takes "
-                             f"them, e.g. zstd,blosc,jpeg:90 (default {','.join(DEFAULT_COMPRESSIONS)})")
+                             f"them, e.g. zstd,blosc,jpeg:90 (default {','.join(DEFAULT_COMPRESSIONS)}, "
+                             f"quick {','.join(QUICK_COMPRESSIONS)})")
     parser.add_argument("--compression-images", type=int, default=None,
                         help=f"CIFAR images of the compression chapter (default {DEFAULT_COMPRESSION_IMAGES:,}, "
                              f"quick {QUICK_COMPRESSION_IMAGES:,})")
@@ -209,7 +211,7 @@ def notebook_parameters(args: argparse.Namespace, notes: list[str] | None = None
         large_dataset = str(Path(large_dataset).resolve())
     large_cutoffs = args.large_cutoffs or (QUICK_LARGE_CUTOFFS if args.quick else DEFAULT_LARGE_CUTOFFS)
     output_dir = args.output_dir.resolve()
-    compressions = args.compressions or DEFAULT_COMPRESSIONS
+    compressions = args.compressions or (QUICK_COMPRESSIONS if args.quick else DEFAULT_COMPRESSIONS)
     try:
         from helpers.compression import variants
 
