@@ -147,11 +147,7 @@ def main() -> int:
             del mapped
             store.clear()
             store.close()
-    if report.missed:
-        print(f"MISSED {len(report.missed)} target(s): {', '.join(report.missed)}")
-        return 1
-    print("All targets met.")
-    return 0
+    return report.exit_status()
 
 
 if __name__ == "__main__":

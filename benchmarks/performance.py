@@ -80,6 +80,14 @@ class Report:
         sign = "<=" if at_most else ">="
         print(f"  {what:58} {value:7.2f}x  target {sign} {limit:<4}  {'met' if met else 'MISSED'}", flush=True)
 
+    def exit_status(self) -> int:
+        """Say whether every target was met; the script's exit status (1 if any was missed)."""
+        if self.missed:
+            print(f"MISSED {len(self.missed)} target(s): {', '.join(self.missed)}")
+            return 1
+        print("All targets met.")
+        return 0
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -111,11 +119,7 @@ def main() -> int:
         if "article" in parts:
             print("The article's implementation / ours (above 1 means ours is faster):")
             check_article(report, root, images, labels, args.repeats)
-    if report.missed:
-        print(f"MISSED {len(report.missed)} target(s): {', '.join(report.missed)}")
-        return 1
-    print("All targets met.")
-    return 0
+    return report.exit_status()
 
 
 def check_floor_ratios(report: Report, stores: dict, images, labels, repeats: int) -> None:
