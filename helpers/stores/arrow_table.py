@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from helpers.errors import CorruptStoreError, ImageNotFoundError
 from helpers.fileio import replaced_when_written
-from helpers.stores.base import BatchReader, Store, check_count, check_stored
+from helpers.stores.base import BatchReader, Store, check_stored
 
 FORMAT = "image-storage-report/1"
 METADATA_KEY = b"image-storage-report"
@@ -150,9 +150,3 @@ class TableStore(Store):
         table = table_of(images, labels, np.arange(len(images)))
         self.write_file(table, path, self.rows_per_part(images.shape[1:], images.dtype))
 
-    def _read_batch(self, path: Path, num_images: int) -> tuple[np.ndarray, np.ndarray]:
-        reader = self._open_reader(path)
-        try:
-            return reader.read_first(check_count(num_images, reader.count, path))
-        finally:
-            reader.close()

@@ -194,6 +194,10 @@ class BatchReader(ABC):
             images[position], labels[position] = self.read_one(index)
         return images, labels
 
+    def read_first(self, num_images: int) -> tuple[np.ndarray, np.ndarray]:
+        """The first ``num_images`` images and labels (in range); methods with a bulk path override it."""
+        return self.read_indices(np.arange(num_images, dtype=np.int64))
+
     def close(self) -> None:
         """Release what the reader holds open."""
 
@@ -472,9 +476,11 @@ class Store(ABC):
     def _write_batch(self, path: Path, images: np.ndarray, labels: np.ndarray) -> None:
         """Write the whole batch at ``path`` (a temporary name; the caller renames it)."""
 
-    @abstractmethod
     def _read_batch(self, path: Path, num_images: int) -> tuple[np.ndarray, np.ndarray]:
-        """Read the first ``num_images`` of the batch at ``path``; validate with check_count."""
+        """Read the first ``num_images`` of the batch at ``path`` (validated with check_count): by default
+        through the batch reader held in this process (``BatchReader.read_first``)."""
+        reader = self.batch_reader()
+        return reader.read_first(check_count(num_images, reader.count, path))
 
     @abstractmethod
     def _open_reader(self, path: Path) -> BatchReader:

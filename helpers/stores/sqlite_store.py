@@ -60,7 +60,7 @@ import numpy as np
 
 from helpers.codecs import get_codec, names as codec_names
 from helpers.errors import CorruptStoreError, ImageNotFoundError, StorageReportError
-from helpers.stores.base import BatchReader, Store, check_count, check_stored
+from helpers.stores.base import BatchReader, Store, check_stored
 
 FORMAT = "image-storage-report/1"
 PAGE_SIZE = 65536
@@ -234,13 +234,6 @@ class SqliteStore(Store):
                 connection.execute("COMMIT")
             finally:
                 connection.close()
-
-    def _read_batch(self, path: Path, num_images: int) -> tuple[np.ndarray, np.ndarray]:
-        reader = self._open_reader(path)
-        try:
-            return reader.read_first(check_count(num_images, reader.count, path))
-        finally:
-            reader.close()
 
     def _open_reader(self, path: Path) -> "SqliteReader":
         reader = SqliteReader(path)
