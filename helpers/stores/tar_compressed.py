@@ -134,9 +134,6 @@ class CompressedTarReader(BatchReader):
             raise
         return images, self.labels[indices]
 
-    def read_range(self, num_images: int) -> np.ndarray:
-        return self.read_indices(np.arange(num_images))[0]
-
     def close(self) -> None:
         self.shards = []
         for mapped in self.maps:

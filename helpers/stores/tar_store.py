@@ -47,7 +47,7 @@ from helpers import space
 from helpers.codecs import names as codec_names
 from helpers.errors import CorruptStoreError, ImageNotFoundError
 from helpers.fileio import replaced_when_written
-from helpers.stores.base import BatchReader, Store, check_count, check_stored
+from helpers.stores.base import BatchReader, Store, check_stored
 from helpers.stores.tar_compressed import CompressedTarReader, recorded_compression, write_compressed_shards
 
 BLOCK = tarfile.BLOCKSIZE  # 512
@@ -244,11 +244,6 @@ class TarStore(Store):
         layout = write_shards(path, images, labels)
         np.save(path / INDEX_NAME, layout.index())
 
-    def _read_batch(self, path: Path, num_images: int) -> tuple[np.ndarray, np.ndarray]:
-        reader = self.batch_reader()
-        num_images = check_count(num_images, reader.count, path)
-        return reader.read_range(num_images), reader.labels[:num_images].copy()
-
     def _open_reader(self, path: Path) -> BatchReader:
         return TarReader(path) if recorded_compression(path) is None else CompressedTarReader(path, INDEX_NAME)
 
@@ -293,20 +288,29 @@ class TarReader(BatchReader):
             raise CorruptStoreError(f"{path / INDEX_NAME}: the offsets do not match the shards' layout (damaged)")
         super().__init__(path, layout.count, image_shape, dtype)
         self.layout = layout
+        # Views only: headers and labels are checked for the samples a read touches (the pages it reads
+        # anyway), so opening a batch reads no image and a cold read stays a cold read.
         self.views: list[np.ndarray] = []
-        labels = []
-        expected_header = np.frombuffer(layout.npy_header, dtype=np.uint8)
+        self.headers: list[np.ndarray] = []
+        self.label_texts: list[np.ndarray] = []
+        self.files: list[Path] = []
+        self.expected_header = np.frombuffer(layout.npy_header, dtype=np.uint8)
         for shard in range(layout.shards):
             file = path / shard_name(shard)
             data = self.map_shard(file, layout.shard_bytes(shard))
             samples = data[: layout.shard_samples(shard) * layout.stride].reshape(-1, layout.stride)
             npy = samples[:, layout.npy_data : layout.npy_data + layout.npy_bytes]
-            if not (npy[:, : len(expected_header)] == expected_header).all():
-                raise CorruptStoreError(f"{file}: an .npy member does not hold an image of this batch (damaged)")
-            pixels = npy[:, len(expected_header) :]
-            self.views.append(pixels.view(self.dtype.newbyteorder("<")).reshape(-1, *image_shape))
-            labels.append(parse_labels(samples[:, layout.cls_data : layout.cls_data + LABEL_TEXT], file))
-        self.labels = np.concatenate(labels)
+            self.headers.append(npy[:, : len(self.expected_header)])
+            self.views.append(npy[:, len(self.expected_header) :].view(self.dtype.newbyteorder("<")).reshape(-1, *image_shape))
+            self.label_texts.append(samples[:, layout.cls_data : layout.cls_data + LABEL_TEXT])
+            self.files.append(file)
+
+    def checked_labels(self, shard: int, rows: np.ndarray | slice) -> np.ndarray:
+        """The labels of these samples of a shard, once their .npy headers are checked to be this batch's."""
+        file = self.files[shard]
+        if not (self.headers[shard][rows] == self.expected_header).all():
+            raise CorruptStoreError(f"{file}: an .npy member does not hold an image of this batch (damaged)")
+        return parse_labels(self.label_texts[shard][rows], file)
 
     def map_shard(self, file: Path, size: int) -> np.ndarray:
         try:
@@ -322,33 +326,38 @@ class TarReader(BatchReader):
 
     def read_one(self, index: int) -> tuple[np.ndarray, int]:
         shard, local = divmod(index, self.layout.per_shard)
-        return self.views[shard][local].copy(), int(self.labels[index])
+        label = self.checked_labels(shard, slice(local, local + 1))
+        return self.views[shard][local].copy(), int(label[0])
 
     def read_indices(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         images = np.empty((len(indices), *self.shape), dtype=self.dtype)
+        labels = np.empty(len(indices), dtype=np.int64)
         shards, local = np.divmod(indices, self.layout.per_shard)
         if len(self.views) == 1:
+            labels[:] = self.checked_labels(0, local)
             images[:] = self.views[0][local]
         else:
             for shard in np.unique(shards).tolist():
                 chosen = shards == shard
+                labels[chosen] = self.checked_labels(shard, local[chosen])
                 images[chosen] = self.views[shard][local[chosen]]
-        return images, self.labels[indices]
+        return images, labels
 
-    def read_range(self, num_images: int) -> np.ndarray:
-        """The first ``num_images`` images, streamed shard after shard in file order."""
+    def read_first(self, num_images: int) -> tuple[np.ndarray, np.ndarray]:
+        """The first ``num_images`` images and labels, streamed shard after shard in file order."""
         images = np.empty((num_images, *self.shape), dtype=self.dtype)
+        labels = np.empty(num_images, dtype=np.int64)
         for shard, view in enumerate(self.views):
             start = shard * self.layout.per_shard
             if start >= num_images:
                 break
             stop = min(num_images, start + len(view))
+            labels[start:stop] = self.checked_labels(shard, slice(0, stop - start))
             images[start:stop] = view[: stop - start]
-        return images
+        return images, labels
 
     def close(self) -> None:
-        self.views = []
-        self.labels = None
+        self.views, self.headers, self.label_texts = [], [], []
         for mapped in self.maps:
             try:
                 mapped.close()
