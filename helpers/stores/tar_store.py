@@ -295,6 +295,7 @@ class TarReader(BatchReader):
         self.label_texts: list[np.ndarray] = []
         self.files: list[Path] = []
         self.expected_header = np.frombuffer(layout.npy_header, dtype=np.uint8)
+        self.header_bytes = bytes(layout.npy_header)
         for shard in range(layout.shards):
             file = path / shard_name(shard)
             data = self.map_shard(file, layout.shard_bytes(shard))
@@ -325,9 +326,16 @@ class TarReader(BatchReader):
         return np.frombuffer(mapped, dtype=np.uint8)
 
     def read_one(self, index: int) -> tuple[np.ndarray, int]:
+        # The hot path of random access: byte comparisons and one copy, no array machinery.
         shard, local = divmod(index, self.layout.per_shard)
-        label = self.checked_labels(shard, slice(local, local + 1))
-        return self.views[shard][local].copy(), int(label[0])
+        text = self.label_texts[shard][local].tobytes()
+        if self.headers[shard][local].tobytes() != self.header_bytes:
+            raise CorruptStoreError(f"{self.files[shard]}: sample {local} is not an image of this batch (damaged)")
+        try:
+            label = int(text.rstrip(b"\0"))
+        except ValueError:
+            raise CorruptStoreError(f"{self.files[shard]}: a .cls member does not hold an integer label") from None
+        return self.views[shard][local].copy(), label
 
     def read_indices(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         images = np.empty((len(indices), *self.shape), dtype=self.dtype)
