@@ -6,9 +6,11 @@
   works under fork and spawn. This module never imports torch.
 - ``batches(store, batch_size, ...)``: ``(images, labels)`` mini-batches in a seeded random order (a new
   order for each ``epoch``), read in this process or by ``workers`` processes. Workers write each batch
-  into a slot of one shared-memory block and send back only its number, so a batch is copied once out of
-  the block instead of being pickled through a pipe (pickling made LMDB's 2-worker epoch 0.3x of one
-  process).
+  into a slot of one shared-memory block and send back only its image count, so a batch is copied once
+  out of the block instead of being pickled through a pipe (pickling made LMDB's 2-worker epoch 0.3x of
+  one process). The workers persist across epochs (PyTorch's ``persistent_workers=True``): starting
+  them costs 0.5-1 s per worker, more than a whole LMDB or HDF5 epoch of 100,000 small images.
+- ``close_workers()`` stops them all (``store.close()`` stops a store's; so does the end of the program).
 """
 
 from __future__ import annotations
@@ -169,6 +171,11 @@ def close_store_workers(store: Store) -> None:
     for key, pool in list(_pools.items()):
         if key[0] == id(store):
             pool.close()
+
+
+def worker_pids(store: Store) -> list[int]:
+    """The process ids of the persistent workers reading ``store`` now (all batch sizes)."""
+    return [pid for key, pool in _pools.items() if key[0] == id(store) for pid in pool.pids]
 
 
 def close_workers() -> None:
