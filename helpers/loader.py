@@ -357,6 +357,7 @@ def worker_main(store: Store, memory_name: str, layout: SlotLayout, tasks, resul
     """A worker's loop: read each mini-batch asked for into its slot, answer with its image count."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops us
     die_with_parent()
+    reuse_freed_memory()
     memory = attach(memory_name)
     try:
         serve(store, layout.views(memory.buf, len(memory.buf) // layout.slot_bytes), tasks, results)
@@ -365,6 +366,23 @@ def worker_main(store: Store, memory_name: str, layout: SlotLayout, tasks, resul
             memory.close()
         except BufferError:  # an array over the block outlived the loop; the process is ending anyway
             pass
+
+
+def reuse_freed_memory() -> None:
+    """Have glibc keep freed blocks of up to 32 MB for reuse instead of returning them to the kernel.
+
+    A fresh process (forkserver's) starts at glibc's 128 kB threshold, so each mini-batch's arrays were
+    new memory maps, page-faulted in and unmapped again: HDF5 workers spent 7x the CPU of one process
+    (0.27 s against 0.04 s per 100,000 images). A forked worker inherits its parent's raised threshold.
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD
+        libc.mallopt(-1, 64 << 20)  # M_TRIM_THRESHOLD
+    except (OSError, AttributeError):  # not glibc: its allocator decides
+        pass
 
 
 def serve(store: Store, views: tuple[np.ndarray, np.ndarray], tasks, results) -> None:
