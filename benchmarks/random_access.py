@@ -8,15 +8,20 @@ and each runs once untimed first (``performance.paired_medians``). The floor is 
 mini-batch, fancy-indexes the map and puts the images back in order, cold random reads are ``os.pread``
 calls at each image's offset. Every epoch is first checked to hold every image once, exactly. Three to six
 minutes on 2 cores (the PNG epochs take most of it); exits 1 if a target is missed. The worker targets need
-idle cores: on a machine busy with other work, the two workers share what is left with the parent.
+idle cores: on a machine busy with other work, the two workers share what is left with the parent. The
+workers persist across epochs as a training job's do; the untimed first epoch starts them, and after each
+worker target one more pair of epochs shows where the time goes (CPU of the parent and of the workers,
+other programs' share of the 2 cores, and the best speed-up that CPU time allows on 2 idle cores).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -26,9 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from performance import Report, paired_medians  # noqa: E402
 
 from helpers.datasets import synthetic  # noqa: E402
-from helpers.loader import batches, epoch_order  # noqa: E402
+from helpers.loader import batches, epoch_order, worker_pids  # noqa: E402
 from helpers.measure import evict  # noqa: E402
 from helpers.stores import FLOOR, open_store  # noqa: E402
+from helpers.stores.disk import process_context  # noqa: E402
 
 BATCH_SIZE = 256
 WARM_SAMPLE = 20_000  # random single reads per warm run
@@ -72,11 +78,14 @@ def main() -> int:
                          ours_s / floor_s, limit)
         print(f"Random single reads, cold ({COLD_SAMPLE:,} per run, files evicted first), against os.pread:")
         check_cold(report, stores, args.repeats)
-        print("Shuffled epoch with 2 loader workers, speed-up over reading in this process:")
+        print("Shuffled epochs with 2 persistent loader workers (started by the untimed first epoch, "
+              f"{process_context().get_start_method()}), speed-up over workers=0 in this process:")
         for name, limit in (("disk", 1.8), ("lmdb", 0.9), ("hdf5", 0.9)):
             one_s, two_s = paired_medians(lambda: epoch(stores[name], 0), lambda: epoch(stores[name], 2),
                                           args.repeats)
+            pids = worker_pids(stores[name])
             report.check(f"{name} 2 workers / 1 process (speed-up)", one_s / two_s, limit, at_most=False)
+            print(f"    {cpu_use(stores[name], pids)}", flush=True)
         print("Sequential read_many of the whole batch:")
         floor_s, ours_s = paired_medians(lambda: stores[FLOOR].read_many(args.images),
                                          lambda: stores["lmdb"].read_many(args.images), args.repeats)
@@ -96,9 +105,40 @@ def read_each(reader, sample: list[int]) -> None:
         read_one(index)
 
 
+EPOCHS = itertools.count()  # each timed epoch a new order, as in training
+
+
 def epoch(store, workers: int) -> None:
-    for _ in batches(store, BATCH_SIZE, seed=0, workers=workers):
+    for _ in batches(store, BATCH_SIZE, seed=0, epoch=next(EPOCHS), workers=workers):
         pass
+
+
+def cpu_use(store, pids: list[int]) -> str:
+    """Where one more 2-worker epoch's time goes: the parent's CPU and the workers' (from /proc), against
+    the same epoch in one process. The speed-up can be at most 2 cores' worth of the one-process CPU time
+    over the CPU time the parent and workers need together."""
+
+    def workers_cpu() -> float:  # nanoseconds on a CPU, exact (utime and stime are sampled at ticks)
+        return sum(int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) for pid in pids) / 1e9
+
+    one_cpu = time.process_time()
+    epoch(store, 0)
+    one_cpu = time.process_time() - one_cpu
+    parent, workers, wall, machine = time.process_time(), workers_cpu(), time.perf_counter(), machine_busy()
+    epoch(store, 2)
+    wall, parent, workers = time.perf_counter() - wall, time.process_time() - parent, workers_cpu() - workers
+    others = (machine_busy() - machine - parent - workers) / wall
+    same = worker_pids(store) == pids
+    return (f"one more epoch: 1 process {one_cpu:.2f} s CPU; 2 workers {wall:.2f} s wall, parent {parent:.2f} s "
+            f"+ workers {workers:.2f} s CPU ({(parent + workers) / wall:.2f} cores busy; other programs "
+            f"~{max(others, 0):.1f} cores; at most {2 * one_cpu / (parent + workers):.2f}x on 2 idle cores; "
+            f"same worker processes: {same})")
+
+
+def machine_busy() -> float:
+    """CPU seconds all processes of the machine have used (from /proc/stat, in 10 ms ticks)."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
 
 
 def check_epoch(report: Report, store, images: np.ndarray, labels: np.ndarray, workers: int) -> None:

@@ -344,8 +344,8 @@ def run_access(
     and the batch reopened before each run, untimed); ``read_epoch`` (one epoch of
     ``helpers.loader.batches`` with ``batch_size``) warm in this process, then with each number of
     ``workers`` (rows with ``workers`` > 0), and cold: the first ``COLD_EPOCH_BATCHES`` mini-batches of the
-    epoch (``n_images`` says how many images that is). Cold runs and worker runs skip the untimed first
-    run: every cold run starts cold anyway, and the warm runs before them already did the first-use work.
+    epoch (``n_images`` says how many images that is). Cold runs skip the untimed first run (every cold
+    run starts cold anyway); worker runs have one, which starts the persistent workers the timed epochs use.
     """
     from helpers.loader import batches, epoch_order
 
@@ -389,7 +389,7 @@ def run_access(
                     rows += timing_rows(timing, operation=operation, n_images=count, cache=cache, usage=None,
                                         workers=0, **common)
             for worker_count in worker_counts:
-                timing = time_call(lambda: read_epoch(worker_count), repeats=repeats, warmup=False)
+                timing = time_call(lambda: read_epoch(worker_count), repeats=repeats, warmup=True)
                 rows += timing_rows(timing, operation="read_epoch", n_images=n, cache="warm", usage=None,
                                     workers=worker_count, **common)
         finally:

@@ -6,6 +6,7 @@ import multiprocessing
 import os
 import pickle
 from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import shared_memory
 from pathlib import Path
 
 import h5py
@@ -37,8 +38,20 @@ def filled(request, tmp_path_factory):
     store.close()
 
 
+#: Names of the shared-memory blocks the loader created in this test run (others' tests share /dev/shm).
+CREATED: set[str] = set()
+
+
+class RecordedMemory(shared_memory.SharedMemory):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if kwargs.get("create"):
+            CREATED.add(self.name)
+
+
 def shared_memory_blocks() -> set[str]:
-    return set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
+    """The loader's blocks that still exist."""
+    return {name for name in CREATED if os.path.exists(f"/dev/shm/{name}")}
 
 
 def new_children(before: set) -> set:
@@ -46,18 +59,77 @@ def new_children(before: set) -> set:
     return set(multiprocessing.active_children()) - before
 
 
+@pytest.fixture(autouse=True)
+def no_workers_left(monkeypatch):
+    """Each test starts without persistent workers, and stops any it started."""
+    monkeypatch.setattr(shared_memory, "SharedMemory", RecordedMemory)
+    loader.close_workers()
+    yield
+    loader.close_workers()
+
+
+def worker_pids(before: set) -> set[int]:
+    return {process.pid for process in new_children(before)}
+
+
 @pytest.mark.parametrize("workers", [0, 2])
 def test_every_image_exactly_once_per_epoch(filled, workers):
     store, images = filled
     before, children = shared_memory_blocks(), set(multiprocessing.active_children())
-    got = list(batches(store, 8, seed=1, workers=workers))
-    assert [len(labels) for _, labels in got] == [8] * 5 + [5]
-    labels = np.concatenate([labels for _, labels in got])
-    assert sorted(labels.tolist()) == list(range(COUNT))
-    np.testing.assert_array_equal(labels, epoch_order(COUNT, seed=1))
-    read = np.concatenate([batch for batch, _ in got])
-    assert read.dtype == images.dtype
-    np.testing.assert_array_equal(read, images[labels])
+    for epoch in (0, 1):
+        got = list(batches(store, 8, seed=1, epoch=epoch, workers=workers))
+        assert [len(labels) for _, labels in got] == [8] * 5 + [5]
+        labels = np.concatenate([labels for _, labels in got])
+        assert sorted(labels.tolist()) == list(range(COUNT))
+        np.testing.assert_array_equal(labels, epoch_order(COUNT, seed=1, epoch=epoch))
+        read = np.concatenate([batch for batch, _ in got])
+        assert read.dtype == images.dtype
+        np.testing.assert_array_equal(read, images[labels])
+    assert len(new_children(children)) == workers  # kept for the next epoch
+    loader.close_workers()
+    assert new_children(children) == set()
+    assert shared_memory_blocks() == before
+
+
+@pytest.mark.parametrize("method", ["fork", "forkserver"])
+def test_the_same_workers_serve_every_epoch_until_closed(tmp_path, monkeypatch, method):
+    monkeypatch.setattr(loader, "process_context", lambda: multiprocessing.get_context(method))
+    store = open_store("npy", tmp_path)
+    images = make_images()
+    store.store_many(images, np.arange(COUNT))
+    before, children = shared_memory_blocks(), set(multiprocessing.active_children())
+    first = [labels for _, labels in batches(store, 8, epoch=0, workers=2)]
+    pids = worker_pids(children)
+    assert len(pids) == 2 and len(shared_memory_blocks() - before) == 1
+    second = [labels for _, labels in batches(store, 8, epoch=1, workers=2)]
+    assert worker_pids(children) == pids
+    assert sorted(np.concatenate(second).tolist()) == sorted(np.concatenate(first).tolist())
+    list(batches(store, 4, workers=2))  # another batch size: a pool of its own
+    assert len(worker_pids(children)) == 4
+    store.close()  # stops the store's workers and frees their shared memory
+    assert new_children(children) == set()
+    assert shared_memory_blocks() == before
+    assert len(list(batches(store, 8, workers=2))) == 6  # a closed store starts new ones when used again
+    assert not worker_pids(children) & pids
+    loader.close_workers()
+    assert new_children(children) == set() and shared_memory_blocks() == before
+
+
+def test_workers_read_a_rewritten_batch(tmp_path):
+    store = open_store("lmdb", tmp_path)
+    store.store_many(make_images(), np.arange(COUNT))
+    list(batches(store, 8, workers=2))
+    replaced = make_images(20, (3, 3, 3))  # another count and shape: the old workers' slots would not fit
+    store.store_many(replaced, np.arange(20) + 100)
+    read, labels = map(np.concatenate, zip(*batches(store, 8, shuffle=False, workers=2)))
+    np.testing.assert_array_equal(read, replaced)
+    assert labels.tolist() == list(range(100, 120))
+
+
+def test_without_persistence_workers_stop_with_the_epoch(filled):
+    store, _ = filled
+    before, children = shared_memory_blocks(), set(multiprocessing.active_children())
+    assert len(list(batches(store, 8, workers=2, persistent=False))) == 6
     assert new_children(children) == set()
     assert shared_memory_blocks() == before
 
@@ -92,16 +164,48 @@ def test_bad_arguments_are_refused_by_name(filled, bad):
         next(batches(store, **{"batch_size": 8, **bad}))
 
 
-def test_leaving_early_stops_the_workers_and_frees_shared_memory(filled):
-    store, _ = filled
+def test_leaving_early_keeps_the_workers_for_the_next_epoch(filled):
+    store, images = filled
     before, children = shared_memory_blocks(), set(multiprocessing.active_children())
     epoch = batches(store, 4, workers=2)
     next(epoch)
-    assert len(new_children(children)) == 2
-    assert len(shared_memory_blocks() - before) == 1
-    epoch.close()
+    pids = worker_pids(children)
+    assert len(pids) == 2 and len(shared_memory_blocks() - before) == 1
+    epoch.close()  # the batches in flight are collected, so the next epoch starts clean
+    abandoned = batches(store, 4, workers=2)
+    next(abandoned)  # left without close(): the next epoch takes over the workers
+    got = list(batches(store, 4, epoch=1, workers=2))
+    labels = np.concatenate([labels for _, labels in got])
+    np.testing.assert_array_equal(labels, epoch_order(COUNT, epoch=1))
+    np.testing.assert_array_equal(np.concatenate([batch for batch, _ in got]), images[labels])
+    with pytest.raises(RuntimeError, match="newer epoch"):
+        next(abandoned)
+    assert worker_pids(children) == pids
+    loader.close_workers()
     assert new_children(children) == set()
     assert shared_memory_blocks() == before
+
+
+def interrupted(*args, **kwargs):
+    raise KeyboardInterrupt
+
+
+def test_an_interrupt_while_the_loader_waits_stops_its_workers(filled, monkeypatch):
+    store, images = filled
+    before, children = shared_memory_blocks(), set(multiprocessing.active_children())
+    with pytest.raises(KeyboardInterrupt):  # Ctrl-C in the training step: the workers are kept
+        for _ in batches(store, 4, workers=2):
+            raise KeyboardInterrupt
+    assert len(new_children(children)) == 2
+    epoch = batches(store, 4, workers=2)
+    next(epoch)
+    with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt):
+        patch.setattr(loader.WorkerPool, "_receive", interrupted)  # Ctrl-C while waiting for a batch
+        next(epoch)
+    assert new_children(children) == set()
+    assert shared_memory_blocks() == before
+    got = list(batches(store, 4, workers=2))  # the next epoch starts new ones
+    np.testing.assert_array_equal(np.concatenate([b for b, _ in got]), images[epoch_order(COUNT)])
 
 
 def fail_in_worker(self, indices):

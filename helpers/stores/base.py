@@ -451,6 +451,8 @@ class Store(ABC):
         reader, self._reader = self._reader, None
         if reader is not None and self._reader_pid == os.getpid() and not reader.closed:
             reader.close()
+        for hook in list(self.__dict__.get("_close_hooks", ())):  # e.g. helpers.loader's persistent workers
+            hook(self)
 
     def __enter__(self) -> "Store":
         return self
