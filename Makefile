@@ -7,6 +7,9 @@ QUICK ?=
 DATASET ?= auto
 IMAGE_SIZE ?=
 REPORT_ARGS ?=
+# setuptools prints a BuildBackendWarning on every editable install (a caution about folder names, not a
+# problem here); the install's own errors still show.
+PIP_QUIET := PYTHONWARNINGS=ignore
 
 .PHONY: setup report pdf-deps lab data test benchmark clean distclean
 
@@ -15,7 +18,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PIP_QUIET) $(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
 # Chromium prints the PDF. Installed with apt when we are root; otherwise the report still writes HTML.
@@ -46,7 +49,7 @@ lab: setup $(VENV)/.lab-installed
 		$(PY) -m jupyter lab --ip=127.0.0.1 --no-browser --notebook-dir=notebooks $(LAB_ROOT)
 
 $(VENV)/.lab-installed: $(STAMP)
-	$(PY) -m pip install --quiet -e '.[lab]'
+	$(PIP_QUIET) $(PY) -m pip install --quiet -e '.[lab]'
 	touch $@
 
 data: setup
