@@ -41,7 +41,6 @@ LMDB_PAGE = 4096
 SCANS_PER_IMAGE = 1 / 250
 MIN_SCANS = 10
 #: Images per mini-batch of the shuffled epoch (the loader's default batch size).
-BATCH_SIZE = 256
 
 
 # -- what is measured ------------------------------------------------------------------------------------
@@ -112,7 +111,7 @@ def run_compression(
     *,
     repeats: int,
     work_dir: str | os.PathLike[str],
-    batch_size: int = BATCH_SIZE,
+    batch_size: int = loader.BATCH_SIZE,
     dataset: str = "",
     progress: bool = True,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -184,7 +183,7 @@ def start(results_dir: str | os.PathLike[str]) -> None:
 
 def run_and_save(
     data: object, methods: Sequence[str], compressions: Sequence[str], *, dataset: str, repeats: int,
-    work_dir: str | os.PathLike[str], results_dir: str | os.PathLike[str], batch_size: int = BATCH_SIZE,
+    work_dir: str | os.PathLike[str], results_dir: str | os.PathLike[str], batch_size: int = loader.BATCH_SIZE,
 ) -> None:
     """``run_compression`` on a Dataset, its rows appended to the results and quality tables."""
     rows, quality = run_compression(data, None, methods, compressions, repeats=repeats, batch_size=batch_size,

@@ -22,7 +22,6 @@ from helpers.results import COLUMNS
 
 LARGE_EXPERIMENT = "large_images"
 SHUFFLED_OPERATION = "read_epoch"
-DEFAULT_BATCH_SIZE = 256
 #: Timed runs of each measurement at least (after the untimed one); fast ones still repeat until they add up
 #: to helpers.measure.MIN_TOTAL_SECONDS. One PNG store of 1,000 scans takes most of a minute on two cores, so
 #: more would take the chapter past its three minutes in the full report.
@@ -78,7 +77,7 @@ def run_large(
     repeats: int,
     cold_cache: bool,
     work_dir: str | os.PathLike[str],
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int = loader.BATCH_SIZE,
     seed: int = 0,
     floor: bool = True,
     progress: bool = True,

@@ -45,6 +45,10 @@ ANSWER_ERROR = b"E"
 STOP = b"stop"
 
 
+#: Images per mini-batch unless told otherwise: the report's ``batch_size`` default too.
+BATCH_SIZE = 256
+
+
 class ImageDataset:
     """Map-style dataset over a store's batch: ``len(ds)`` images, ``ds[i]`` is ``(image, label)``.
 
@@ -99,7 +103,7 @@ def batch_bounds(count: int, batch_size: int, drop_last: bool) -> list[tuple[int
 
 def batches(
     store: Store,
-    batch_size: int = 256,
+    batch_size: int = BATCH_SIZE,
     *,
     shuffle: bool = True,
     seed: int = 0,
@@ -450,7 +454,7 @@ def stop_workers(processes: list, tasks: list, results: list) -> None:
         pipe.close()
 
 
-def read_epoch(store: Store, batch_size: int = 256, *, seed: int = 0, workers: int = 0) -> int:
+def read_epoch(store: Store, batch_size: int = BATCH_SIZE, *, seed: int = 0, workers: int = 0) -> int:
     """Read one shuffled epoch as a training loop would (``batches``) and drop it; the images read.
 
     What the report's chapters time as "a shuffled epoch": the same path a training job takes.

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 import nbformat
 
 from helpers.fileio import write_atomically
+from helpers.loader import BATCH_SIZE
 from helpers.stores import FLOOR, names
 
 if TYPE_CHECKING:
@@ -54,7 +55,7 @@ DEFAULT_REPEATS = 3
 DEFAULT_LARGE_CUTOFFS = [10, 100, 1000]
 QUICK_LARGE_CUTOFFS = [10, 30]
 NAMED_DATASETS = ("auto", "cifar10", "synthetic", "scans")
-DEFAULT_BATCH_SIZE = 256
+DEFAULT_BATCH_SIZE = BATCH_SIZE
 DEFAULT_WORKERS = [1, 2]
 DEFAULT_COMPRESSIONS = ["zstd", "blosc", "gzip", "lzf", "jpegls", "jpeg:90"]
 QUICK_COMPRESSIONS = ["zstd", "blosc", "jpeg:90"]  # a byte compressor, a bit-shuffling one, a lossy codec
