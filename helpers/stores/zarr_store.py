@@ -68,7 +68,7 @@ from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
 from helpers import space
 from helpers.errors import CorruptStoreError, ImageNotFoundError, StorageReportError
 from helpers.fileio import fsync_path, fsync_tree, remove
-from helpers.stores.base import PARTIAL_SUFFIX, REMOVING_SUFFIX, BatchReader, Store, check_count, check_stored
+from helpers.stores.base import PARTIAL_SUFFIX, REMOVING_SUFFIX, BatchReader, Store, check_stored
 
 FORMAT = "image-storage-report/1"
 CHUNK_BYTES = 384 * 1024  # bytes of pixels per chunk (see the table above)
@@ -263,11 +263,6 @@ class ZarrStore(Store):
                      compression=self.compression)
         create_array(group, "labels", labels, chunks=labels.shape)
 
-    def _read_batch(self, path: Path, num_images: int) -> tuple[np.ndarray, np.ndarray]:
-        reader = self.batch_reader()  # the batch held open in this process: metadata checked once
-        num_images = check_count(num_images, reader.count, path)
-        return reader.read_range(num_images), reader.labels[:num_images].copy()
-
     def _open_reader(self, path: Path) -> "ZarrReader":
         return ZarrReader(path)
 
@@ -347,14 +342,16 @@ class ZarrReader(BatchReader):
             raise self.damaged(error, indices) from None
         return np.asarray(images), self.labels[indices]
 
-    def read_range(self, num_images: int) -> np.ndarray:
-        """The first ``num_images`` images in one read."""
+    def read_first(self, num_images: int) -> tuple[np.ndarray, np.ndarray]:
+        """The first ``num_images`` images in one read, and their labels."""
         try:
             if self.uses_tensorstore:
-                return self.images[:num_images].read().result()
-            return np.asarray(self.images[:num_images])
+                images = self.images[:num_images].read().result()
+            else:
+                images = np.asarray(self.images[:num_images])
         except Exception as error:
             raise self.damaged(error, range(num_images)) from None
+        return images, self.labels[:num_images].copy()
 
     def close(self) -> None:
         self.images = None
