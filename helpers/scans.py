@@ -14,7 +14,6 @@ The real slices come from the installed ``pydicom-data`` package, found with
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -215,31 +214,19 @@ def real_slices(names: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
 
 
 # -- compression ---------------------------------------------------------------------------------------------
-def png_bytes(image: np.ndarray) -> int:
-    """Size of ``image`` as a PNG with Pillow's default settings (16-bit greyscale stays 16-bit)."""
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(np.squeeze(image))).save(buffer, format="PNG")
-    return buffer.tell()
-
-
-def jpeg2000_bytes(image: np.ndarray) -> int:
-    """Size of ``image`` as lossless JPEG 2000 (Pillow's OpenJPEG encoder, reversible 5/3 wavelet)."""
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(np.squeeze(image))).save(buffer, format="JPEG2000", irreversible=False)
-    return buffer.tell()
-
-
 def compression_ratios(images: dict[str, np.ndarray]) -> pd.DataFrame:
-    """Raw bytes, PNG and lossless JPEG 2000 sizes and ratios (raw / compressed) of each named image."""
+    """Raw bytes, PNG and lossless JPEG 2000 sizes and ratios (raw / compressed) of each named image: PNG as
+    the disk store writes it (Pillow's defaults, 16-bit greyscale kept), JPEG 2000 as ``helpers.codecs``."""
     import pandas as pd
+
+    from helpers.codecs import get_codec
+    from helpers.stores.disk import encode_png
+
+    jpeg2000 = get_codec("jpeg2000")
 
     rows = []
     for name, image in images.items():
-        png, j2k = png_bytes(image), jpeg2000_bytes(image)
+        png, j2k = len(encode_png(image)), len(jpeg2000.encode(image))
         rows.append({"image": name, "shape": "x".join(map(str, np.squeeze(image).shape)),
                      "raw_bytes": image.nbytes, "png_bytes": png, "png_ratio": image.nbytes / png,
                      "jpeg2000_bytes": j2k, "jpeg2000_ratio": image.nbytes / j2k})
