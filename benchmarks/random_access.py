@@ -92,11 +92,7 @@ def main() -> int:
         report.check("lmdb read_many / floor read_many", ours_s / floor_s, 2.5)
         for store in stores.values():
             store.close()
-    if report.missed:
-        print(f"MISSED {len(report.missed)} target(s): {', '.join(report.missed)}")
-        return 1
-    print("All targets met.")
-    return 0
+    return report.exit_status()
 
 
 def read_each(reader, sample: list[int]) -> None:
