@@ -12,6 +12,7 @@ back as a different pixel.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import h5py
@@ -24,6 +25,7 @@ from helpers.stores.base import BatchReader, Store, check_count, check_stored
 
 FORMAT = "image-storage-report/1"
 FILE_OVERHEAD = 16 * 1024  # superblock, object headers, attributes of one file (measured: ~6 KiB)
+CHUNK_BYTES = 1 << 20  # bytes of images per HDF5 chunk when a batch of unknown size is streamed in
 LIBVER = "v110"  # checksummed metadata; readable by HDF5 1.10 and later
 
 
@@ -82,11 +84,29 @@ class Hdf5Store(Store):
         check_stored(image.shape, image.dtype, path)
         return image, label
 
-    def _write_batch(self, path: Path, images: np.ndarray, labels: np.ndarray) -> None:
+    def _write_chunks(
+        self, path: Path, chunks: Iterator[tuple[np.ndarray, np.ndarray]], total: int | None
+    ) -> None:
+        """Each chunk copied into place as it arrives.
+
+        With ``total`` known (always so for ``store_many``) both datasets are laid out at once, contiguous,
+        exactly as writing the whole array would; without it they are chunked and resizable, grown chunk by
+        chunk (HDF5 cannot grow a contiguous dataset), ``CHUNK_BYTES`` of images per HDF5 chunk.
+        """
         with h5py.File(path, "w", libver=LIBVER) as file:
             file.attrs["format"] = FORMAT
-            file.create_dataset("images", data=images)
-            file.create_dataset("labels", data=labels)
+            images_data = labels_data = None
+            count = 0
+            for images, labels in chunks:
+                if images_data is None:
+                    images_data, labels_data = create_batch_datasets(file, images, total)
+                stop = count + len(images)
+                if total is None:
+                    images_data.resize(stop, axis=0)
+                    labels_data.resize(stop, axis=0)
+                images_data.write_direct(images, dest_sel=np.s_[count:stop])
+                labels_data.write_direct(labels, dest_sel=np.s_[count:stop])
+                count = stop
 
     def _read_batch(self, path: Path, num_images: int) -> tuple[np.ndarray, np.ndarray]:
         try:
@@ -104,6 +124,24 @@ class Hdf5Store(Store):
 
     def _open_reader(self, path: Path) -> "Hdf5Reader":
         return Hdf5Reader(path)
+
+
+def create_batch_datasets(
+    file: h5py.File, first_images: np.ndarray, total: int | None
+) -> tuple[h5py.Dataset, h5py.Dataset]:
+    """Empty ``images`` and ``labels`` datasets for a batch shaped like ``first_images``: ``total`` long and
+    contiguous, or empty, chunked and resizable when the total is not known."""
+    image_shape = first_images.shape[1:]
+    if total is not None:
+        images = file.create_dataset("images", shape=(total, *image_shape), dtype=first_images.dtype)
+        return images, file.create_dataset("labels", shape=(total,), dtype=np.int64)
+    rows = max(1, CHUNK_BYTES // first_images[0].nbytes)
+    images = file.create_dataset(
+        "images", shape=(0, *image_shape), maxshape=(None, *image_shape), chunks=(rows, *image_shape),
+        dtype=first_images.dtype,
+    )
+    labels = file.create_dataset("labels", shape=(0,), maxshape=(None,), chunks=(CHUNK_BYTES // 8,), dtype=np.int64)
+    return images, labels
 
 
 def batch_datasets(file: h5py.File, path: Path) -> tuple[h5py.Dataset, h5py.Dataset]:

@@ -29,6 +29,9 @@ CHUNK = 1024  # images per buffer when encoding or decoding a batch
 LABEL = slice(codec.HEADER_SIZE - 8, codec.HEADER_SIZE)  # where each header keeps its int64 label
 PAGE = 4096
 MIN_MAP_SIZE = 1 << 20
+# Written pages stay resident while the map is open: reopening the environment after this many bytes keeps
+# a large batch's memory bounded.
+REMAP_BYTES = 64 << 20
 
 
 def image_key(image_id: int) -> bytes:
@@ -141,26 +144,51 @@ class LmdbStore(Store):
             raise ImageNotFoundError(f"no image with id {image_id} in {self.single_path}")
         return codec.decode(value, f"{self.single_path} key {image_key(image_id).decode()}")
 
-    def _write_batch(self, path: Path, images: np.ndarray, labels: np.ndarray) -> None:
+    def _write_chunks(
+        self, path: Path, chunks: Iterator[tuple[np.ndarray, np.ndarray]], total: int | None
+    ) -> None:
+        """One write transaction per chunk into ``path`` (atomicity comes from the rename of the folder).
+
+        Values are put with ``putmulti`` in append order. The map is sized for ``total`` when it is known
+        and grown between chunks otherwise. writemap lets LMDB write values straight into the mapped file
+        instead of copying every page through its own buffers (about half the time here); the pages written
+        that way stay in the process's resident set while mapped, so the environment is reopened every
+        ``REMAP_BYTES`` to let them go. The file grows to the whole map, so the unused tail is cut off once
+        the environment is closed.
+        """
         path.mkdir()
-        count = len(images)
-        record_size = codec.HEADER_SIZE + images[0].nbytes
-        batch = json.dumps({"count": count, "shape": list(images.shape[1:]), "dtype": images.dtype.name})
-
-        def fill(txn: lmdb.Transaction) -> None:
-            cursor = txn.cursor()
-            for start, records in encoded_chunks(images, labels):
-                cursor.putmulti(zip(batch_keys(start, start + len(records)), records), append=True)
-            txn.put(BATCH_KEY, batch.encode())
-
-        # writemap lets LMDB write values straight into the mapped file instead of copying every page
-        # through its own buffers (about half the time here); it grows the file to the whole map, so the
-        # unused tail is cut off once the environment is closed.
-        map_size = map_size_for(count * record_size, count)
-        with open_environment(path, write=True, map_size=map_size, sync=self.durable, writemap=True) as env:
-            write_with_growth(env, fill)
+        env: lmdb.Environment | None = None
+        count = mapped_since_open = 0
+        shape, dtype = (), np.dtype(np.uint8)
+        try:
+            for images, labels in chunks:
+                if env is None:
+                    shape, dtype = images.shape[1:], images.dtype
+                    record_size = codec.HEADER_SIZE + images[0].nbytes
+                    planned = total or len(images)
+                    env = self._open_for_writing(path, map_size_for(planned * record_size, planned))
+                needed = map_size_for((count + len(images)) * record_size, count + len(images))
+                if env.info()["map_size"] < needed:
+                    env.set_mapsize(max(needed, 2 * env.info()["map_size"]))
+                    reserve(path, env.info()["map_size"])
+                write_with_growth(env, lambda txn, at=count, i=images, l=labels: put_chunk(txn, at, i, l))
+                count += len(images)
+                mapped_since_open += len(images) * record_size
+                if mapped_since_open >= REMAP_BYTES:
+                    map_size = env.info()["map_size"]
+                    env.close()
+                    env, mapped_since_open = self._open_for_writing(path, map_size), 0
+            assert env is not None  # the stream holds at least one chunk
+            batch = json.dumps({"count": count, "shape": list(shape), "dtype": dtype.name})
+            write_with_growth(env, lambda txn: txn.put(BATCH_KEY, batch.encode()))
             used = (env.info()["last_pgno"] + 1) * env.stat()["psize"]
+        finally:
+            if env is not None:
+                env.close()
         os.truncate(path / "data.mdb", used)
+
+    def _open_for_writing(self, path: Path, map_size: int) -> lmdb.Environment:
+        return open_environment(path, write=True, map_size=map_size, sync=self.durable, writemap=True)
 
     def _read_batch(self, path: Path, num_images: int) -> tuple[np.ndarray, np.ndarray]:
         reader = LmdbReader.acquire(path)
@@ -256,6 +284,13 @@ def data_inode(path: Path) -> int:
         return (path / "data.mdb").stat().st_ino
     except FileNotFoundError:
         return -1
+
+
+def put_chunk(txn: lmdb.Transaction, first: int, images: np.ndarray, labels: np.ndarray) -> None:
+    """Put images ``first``, ``first + 1``, ... with their labels, in append order."""
+    cursor = txn.cursor()
+    for start, records in encoded_chunks(images, labels):
+        cursor.putmulti(zip(batch_keys(first + start, first + start + len(records)), records), append=True)
 
 
 def batch_keys(start: int, stop: int) -> list[bytes]:
