@@ -26,6 +26,7 @@ from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -250,22 +251,40 @@ def convert(
 
 
 def write_pieces(client: object, store: Store, source: Source, bar: tqdm) -> None:
-    from distributed import as_completed
+    """Every worker writes whole pieces; a few per worker are submitted at a time.
+
+    On a failure no more are submitted and those already running are waited for before the error is
+    raised, so that no worker is still writing into the partial batch when the caller (or a rerun) next
+    touches it.
+    """
+    from distributed import as_completed, wait
 
     first_images, _ = source.read(0, 1)
     pieces = store.begin_pieces(source.count, first_images.shape[1:], first_images.dtype)
     done = store.pieces_done()
     bar.update(sum(min(store.piece_images, source.count - i * store.piece_images) for i in done))
-    todo = [index for index in range(pieces) if index not in done]
+    todo = iter([index for index in range(pieces) if index not in done])
     # The store and the source go to the cluster once, not with every task.
     store_future, source_future = client.scatter([store, source], broadcast=True, hash=False)
-    futures = client.map(write_piece_task, [store_future] * len(todo), [source_future] * len(todo), todo,
-                         pure=False)
-    try:
-        for future in as_completed(futures):
+
+    in_flight: set = set()
+
+    def submit(index: int) -> object:
+        future = client.submit(write_piece_task, store_future, source_future, index, pure=False)
+        in_flight.add(future)
+        return future
+
+    finished = as_completed([submit(index) for index in islice(todo, 2 * worker_count(client))])
+    for future in finished:
+        in_flight.discard(future)
+        try:
             bar.update(future.result())
-    finally:
-        client.cancel(futures)
+        except BaseException:
+            wait(list(in_flight))
+            raise
+        for index in todo:  # one more in place of the one that finished
+            finished.add(submit(index))
+            break
     store.commit_pieces()
 
 

@@ -410,6 +410,7 @@ class Store(ABC):
                 f"{len(missing)} of {pieces} pieces of the batch in {self.root} are not written "
                 f"(first: piece {missing[0]}); write them and commit again"
             )
+        self._discard_unfinished_pieces(self.partial_path)  # left by workers killed while writing a piece
         self._commit_pieces(self.partial_path, plan["count"], tuple(plan["shape"]), np.dtype(plan["dtype"]))
         self.pieces_plan_path.unlink()
         self._publish(self.partial_path)
