@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from helpers.measure import format_bytes
-from helpers.scale import conversion_seconds, parallel_writers, verify_streaming, write_in_subprocess
+from helpers.scale import conversions, parallel_writers, verify_streaming, write_in_subprocess
 from helpers.stores import FLOOR, names, store_class
 
 PEAK_RSS_LIMIT = 1 << 30
@@ -77,16 +77,11 @@ def main() -> int:
 
         print(f"\nhelpers.convert of {args.convert_images:,} images on a LocalCluster of 1 and of 2 worker processes "
               f"(target: 2 workers >= {SPEED_UP_TARGET}x 1 worker)")
-        conversions = piece_conversions()
         if "tar" not in names():
             print("tar shards: the tar method is not registered in this tree; only PNG shard folders measured")
-        for method, compression in conversions:
-            seconds = {}
-            for workers in (1, 2):
-                root = Path(work) / f"{method}-{workers}"
-                seconds[workers] = conversion_seconds(method, root, args.convert_images, workers,
-                                                      compression=compression)
-                shutil.rmtree(root)
+        table = conversions(piece_conversions(), args.convert_images, work, workers=(1, 2))
+        for (method, compression), rows in table.groupby(["method", "compression"], sort=False):
+            seconds = rows.set_index("workers")["seconds"]
             speed_up = seconds[1] / seconds[2]
             met = speed_up >= SPEED_UP_TARGET
             if not met:

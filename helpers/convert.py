@@ -157,7 +157,7 @@ def dask_client(client: object = None, workers: int | None = None) -> Iterator[o
     """A ``distributed.Client``: ``client`` itself, one connected to the scheduler address ``client``, or
     one on a ``LocalCluster`` of ``workers`` single-threaded processes started now and closed on exit.
 
-    The local cluster has no dashboard and logs only errors, so a successful run prints nothing of its own.
+    The local cluster logs only errors, so a successful run prints nothing of its own.
     """
     from distributed import Client, LocalCluster
 
@@ -171,8 +171,10 @@ def dask_client(client: object = None, workers: int | None = None) -> Iterator[o
     if client is not None:
         raise TypeError(f"client must be a distributed.Client, a scheduler address or None, got {client!r}")
     count = workers or os.cpu_count() or 1
+    # The scheduler serves HTTP whatever is asked (8787 when dashboard_address is None, with a warning when
+    # another cluster holds that port): a free port chosen by the system keeps it quiet.
     with quiet_distributed(), LocalCluster(
-        n_workers=count, threads_per_worker=1, processes=True, dashboard_address=None,
+        n_workers=count, threads_per_worker=1, processes=True, dashboard_address=":0",
         silence_logs=logging.ERROR,
     ) as cluster, Client(cluster) as local:
         yield local

@@ -18,9 +18,12 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from helpers.convert import SyntheticSource, convert, dask_client
 from helpers.errors import CorruptStoreError
+from helpers.fileio import remove, write_atomically
+from helpers.measure import format_bytes
 from helpers.stores import open_store, store_class
 
 CHUNK_IMAGES = 10_000  # images per chunk given to store_chunks: 30 MB of CIFAR-shaped images
@@ -105,25 +108,163 @@ def verify_streaming(
 
 
 def conversion_seconds(
-    method: str, root: str | os.PathLike[str], n_images: int, workers: int, *,
+    method: str, root: str | os.PathLike[str], n_images: int, client: object, *,
     distinct: int = DISTINCT_IMAGES, chunk_size: int = CHUNK_IMAGES, compression: str | None = None,
 ) -> float:
-    """Seconds ``convert`` takes to write ``n_images`` synthetic images on a local cluster of ``workers``
-    processes, the cluster started before the clock (and one small untimed conversion first, to warm it)."""
+    """Seconds ``convert`` takes to write ``n_images`` synthetic images on the cluster of ``client`` (a
+    small untimed conversion first, so that every worker has imported the method and made its images)."""
     distinct = min(distinct, n_images)
-    with dask_client(None, workers) as client:
-        warm_up = SyntheticSource(min(n_images, 2 * chunk_size), distinct=distinct)
-        convert(warm_up, method, root, client=client, chunk_size=chunk_size, compression=compression,
-                progress=False)
-        start = time.perf_counter()
-        convert(SyntheticSource(n_images, distinct=distinct), method, root, client=client,
-                chunk_size=chunk_size, compression=compression, progress=False)
-        return time.perf_counter() - start
+    warm_up = SyntheticSource(min(n_images, 2 * chunk_size), distinct=distinct)
+    convert(warm_up, method, root, client=client, chunk_size=chunk_size, compression=compression, progress=False)
+    start = time.perf_counter()
+    convert(SyntheticSource(n_images, distinct=distinct), method, root, client=client, chunk_size=chunk_size,
+            compression=compression, progress=False)
+    return time.perf_counter() - start
+
+
+def conversions(
+    methods: Sequence[str | tuple[str, str | None]], n_images: int, work_dir: str | os.PathLike[str],
+    workers: Sequence[int] = (1, 2),
+) -> pd.DataFrame:
+    """One row per method and number of workers: seconds ``convert`` took on a local cluster of that many
+    processes (started before the clock, once per size), and whether the method's batch is written by many
+    workers at once (pieces) or by one writer. A method may be given as (method, compression)."""
+    rows = []
+    for count in workers:
+        with dask_client(None, count) as client:
+            for entry in methods:
+                method, compression = entry if isinstance(entry, tuple) else (entry, None)
+                root = Path(work_dir) / f"convert-{method}-{count}"
+                seconds = conversion_seconds(method, root, n_images, client, compression=compression)
+                rows.append({"method": method, "compression": compression or "", "workers": count,
+                             "n_images": n_images, "seconds": seconds, "parallel_writers": parallel_writers(method)})
+                remove(root)
+    table = pd.DataFrame(rows)
+    one = table[table["workers"] == min(workers)].set_index("method")["seconds"]
+    table["speed_up"] = table["method"].map(one) / table["seconds"]
+    return table
 
 
 def parallel_writers(method: str) -> bool:
     """Whether separate processes can write ``method``'s batch at once (it is made of pieces)."""
     return bool(store_class(method).piece_images)
+
+
+# --- the at-scale chapter -------------------------------------------------------------------------------
+
+PROBE_IMAGES = 10_000  # images written first to estimate each method's time at full scale
+WRITE_BUDGET_SECONDS = 60.0  # a method whose estimated write takes longer is not written at full scale
+
+
+def scale_writes(
+    methods: Sequence[str], scale_images: int, work_dir: str | os.PathLike[str], *,
+    budget_seconds: float = WRITE_BUDGET_SECONDS, probe_images: int = PROBE_IMAGES,
+) -> pd.DataFrame:
+    """One row per method: ``store_chunks`` of ``scale_images`` synthetic images in a fresh process, with
+    its seconds, peak and baseline memory, and the data's size; or why it was skipped.
+
+    Each method first writes ``probe_images`` (also the untimed first run); one whose estimated full write
+    exceeds ``budget_seconds`` is skipped and its estimate given. The first, a middle and the last chunk of
+    every full write are read back and compared (``verify_streaming`` checks every chunk, in the benchmark).
+    """
+    rows = []
+    for method in methods:
+        root = Path(work_dir) / f"at-scale-{method}"
+        probe = write_in_subprocess(method, root, min(probe_images, scale_images))
+        estimate = probe["seconds"] * scale_images / probe["n_images"]
+        row = {"method": method, "n_images": scale_images, "streams": store_class(method).streams(),
+               "estimated_seconds": estimate, "seconds": np.nan, "baseline_rss": np.nan, "peak_rss": np.nan,
+               "data_bytes": scale_images * probe["data_bytes"] // probe["n_images"], "skipped": ""}
+        if estimate > budget_seconds:
+            row["skipped"] = (f"estimated {estimate:.0f} s from {probe['n_images']:,} images "
+                              f"({probe['n_images'] / probe['seconds']:,.0f} images/s), over the "
+                              f"{budget_seconds:.0f} s budget")
+        else:
+            result = write_in_subprocess(method, root, scale_images)
+            row.update(seconds=result["seconds"], baseline_rss=result["baseline_rss"], peak_rss=result["peak_rss"])
+            spot_check(method, root, scale_images)
+        remove(root)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def spot_check(method: str, root: Path, n_images: int, chunk_size: int = 1_000) -> None:
+    """CorruptStoreError unless the first, a middle and the last ``chunk_size`` images read back exactly."""
+    store = open_store(method, root)
+    source = SyntheticSource(n_images, distinct=min(DISTINCT_IMAGES, n_images))
+    try:
+        for start in sorted({0, max(0, n_images // 2 - chunk_size), max(0, n_images - chunk_size)}):
+            stop = min(start + chunk_size, n_images)
+            images, labels = store.read_indices(np.arange(start, stop))
+            expected_images, expected_labels = source.read(start, stop)
+            if not (np.array_equal(images, expected_images) and np.array_equal(labels, expected_labels)):
+                raise CorruptStoreError(f"{root}: images {start} to {stop - 1} differ from what was written")
+    finally:
+        store.close()
+
+
+def save_table(table: pd.DataFrame, results_dir: str | os.PathLike[str], name: str) -> Path:
+    """``table`` as ``results_dir/<name>.csv``, written atomically."""
+    path = Path(results_dir) / f"{name}.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(path, table.to_csv(index=False).encode())
+    return path
+
+
+def writes_markdown(writes: pd.DataFrame) -> str:
+    """The write table in words: what was written, the memory it took beside the data, what was skipped."""
+    lines = ["| method | images | seconds | images/s | data | peak RSS | RSS growth | peak RSS / data |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for row in writes.itertuples():
+        if row.skipped:
+            continue
+        growth = row.peak_rss - row.baseline_rss
+        lines.append(f"| {row.method} | {row.n_images:,} | {row.seconds:.1f} | {row.n_images / row.seconds:,.0f} | "
+                     f"{format_bytes(row.data_bytes)} | {format_bytes(row.peak_rss)} | {format_bytes(growth)} | "
+                     f"{row.peak_rss / row.data_bytes:.2f} |")
+    skipped = writes[writes["skipped"] != ""]
+    notes = [f"- **{row.method}** was not written at {row.n_images:,} images: {row.skipped}."
+             for row in skipped.itertuples()]
+    written = writes[writes["skipped"] == ""]
+    if len(written):
+        worst = written.loc[(written["peak_rss"] - written["baseline_rss"]).idxmax()]
+        notes.append(
+            f"- The largest growth of memory during a write was {format_bytes(worst.peak_rss - worst.baseline_rss)} "
+            f"({worst.method}), for {format_bytes(worst.data_bytes)} of images: memory follows the chunk "
+            f"({format_bytes(CHUNK_IMAGES * 3072)}) and the method's buffers, not the size of the batch."
+        )
+    return "\n".join(lines + [""] + notes)
+
+
+def conversions_markdown(table: pd.DataFrame, writes: pd.DataFrame | None = None) -> str:
+    """Which methods gained from more workers, and why, from the measured seconds.
+
+    For a single-writer method the time its writer alone needs for the same images (from the
+    ``store_chunks`` rate in ``writes``) is set beside the conversion's: when the two are close, the writer
+    is the limit and more workers cannot help.
+    """
+    most = int(table["workers"].max())
+    lines = []
+    for method, rows in table.groupby("method", sort=False):
+        fastest = rows[rows["workers"] == most].iloc[0]
+        text = f"- **{method}**: {most} workers {fastest.speed_up:.2f}x one worker"
+        if parallel_writers(method):
+            text += ("; its batch is made of independent pieces, each written whole by one worker, so the "
+                     "workers encode and write at once and the speed-up is bounded by the cores they share.")
+        else:
+            text += "; its batch is one file with one writer, so the workers only make the chunks"
+            written = None if writes is None else writes[(writes["method"] == method) & (writes["skipped"] == "")]
+            if written is not None and len(written):
+                rate = float(written["n_images"].iloc[0] / written["seconds"].iloc[0])
+                alone = fastest.n_images / rate
+                text += (f": writing {fastest.n_images:,} images alone takes the writer about {alone:.1f} s "
+                         f"(at its store_chunks rate of {rate:,.0f} images/s), "
+                         f"{alone / fastest.seconds:.0%} of the conversion's {fastest.seconds:.1f} s; the rest "
+                         f"is making the images and moving them from the workers, which more workers share")
+            lines.append(text + ".")
+            continue
+        lines.append(text)
+    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
