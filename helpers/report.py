@@ -33,7 +33,7 @@ from helpers.fileio import write_atomically
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
-NOTEBOOKS = ("00-setup", "01-single-image", "02-many-images", "03-disk-usage", "09-conclusions")
+NOTEBOOKS = ("00-setup", "01-single-image", "02-many-images", "03-disk-usage", "07-at-scale", "09-conclusions")
 KERNEL = "python3"
 TITLE = "Storing lots of images in Python: PNG files, LMDB and HDF5, measured"
 
@@ -41,6 +41,8 @@ DEFAULT_CUTOFFS = [10, 100, 1000, 10000, 100000]
 QUICK_CUTOFFS = [10, 100, 1000]
 DEFAULT_METHODS = ["disk", "lmdb", "hdf5"]
 DEFAULT_REPEATS = 3
+DEFAULT_SCALE_IMAGES = 1_000_000  # images written by the at-scale chapter (store_chunks; conversions capped)
+QUICK_SCALE_IMAGES = 2_000
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 PDF_TIMEOUT_SECONDS = 180
 HOW_TO_GET_CHROMIUM = (
@@ -127,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="where the figures are saved as PNG and SVG (default figures/)")
     parser.add_argument("--work-dir", type=Path, default=PROJECT_ROOT / "data" / "work",
                         help="where the stores are written (default data/work/); needs free space")
+    parser.add_argument("--scale-images", type=int, default=None,
+                        help=f"images the at-scale chapter writes (default {DEFAULT_SCALE_IMAGES:,}, "
+                             f"quick {QUICK_SCALE_IMAGES:,})")
     parser.add_argument("--no-pdf", dest="pdf", action="store_false", help="write the HTML report only")
     parser.add_argument("--notebooks", type=parse_names, default=None,
                         help="run only these notebooks, by name or number prefix, e.g. 00,03,09 "
@@ -146,6 +151,10 @@ def notebook_parameters(args: argparse.Namespace) -> dict:
     repeats = args.repeats if args.repeats is not None else (1 if args.quick else DEFAULT_REPEATS)
     if repeats < 1:
         raise ReportError(f"--repeats must be at least 1, got {repeats}")
+    scale_images = args.scale_images if args.scale_images is not None else (
+        QUICK_SCALE_IMAGES if args.quick else DEFAULT_SCALE_IMAGES)
+    if scale_images < 1:
+        raise ReportError(f"--scale-images must be at least 1, got {scale_images}")
     dataset = args.dataset
     if dataset not in ("auto", "cifar10", "synthetic"):
         dataset = str(Path(dataset).resolve())
@@ -159,6 +168,7 @@ def notebook_parameters(args: argparse.Namespace) -> dict:
         "work_dir": str(args.work_dir.resolve()),
         "results_dir": str(output_dir / "results"),
         "figures_dir": str(args.figures_dir.resolve()),
+        "scale_images": int(scale_images),
     }
 
 

@@ -28,6 +28,7 @@ from helpers.stores import open_store, store_class
 
 CHUNK_IMAGES = 10_000  # images per chunk given to store_chunks: 30 MB of CIFAR-shaped images
 DISTINCT_IMAGES = 10_000  # synthetic images made once and repeated: making a million takes minutes
+WARM_UP_IMAGES = 2_000  # converted untimed first: two pieces of the PNG store, so that both workers start
 
 
 def resident_bytes() -> tuple[int, int]:
@@ -112,9 +113,9 @@ def conversion_seconds(
     distinct: int = DISTINCT_IMAGES, chunk_size: int = CHUNK_IMAGES, compression: str | None = None,
 ) -> float:
     """Seconds ``convert`` takes to write ``n_images`` synthetic images on the cluster of ``client`` (a
-    small untimed conversion first, so that every worker has imported the method and made its images)."""
+    small untimed conversion first, so that the workers have imported the method and made their images)."""
     distinct = min(distinct, n_images)
-    warm_up = SyntheticSource(min(n_images, 2 * chunk_size), distinct=distinct)
+    warm_up = SyntheticSource(min(n_images, WARM_UP_IMAGES), distinct=distinct)
     convert(warm_up, method, root, client=client, chunk_size=chunk_size, compression=compression, progress=False)
     start = time.perf_counter()
     convert(SyntheticSource(n_images, distinct=distinct), method, root, client=client, chunk_size=chunk_size,
@@ -152,6 +153,7 @@ def parallel_writers(method: str) -> bool:
 
 # --- the at-scale chapter -------------------------------------------------------------------------------
 
+CONVERSION_IMAGES = 50_000  # at most this many images per conversion: two cluster sizes, three methods
 PROBE_IMAGES = 10_000  # images written first to estimate each method's time at full scale
 WRITE_BUDGET_SECONDS = 60.0  # a method whose estimated write takes longer is not written at full scale
 
@@ -179,8 +181,8 @@ def scale_writes(
             row["skipped"] = (f"estimated {estimate:.0f} s from {probe['n_images']:,} images "
                               f"({probe['n_images'] / probe['seconds']:,.0f} images/s), over the "
                               f"{budget_seconds:.0f} s budget")
-        else:
-            result = write_in_subprocess(method, root, scale_images)
+        else:  # a probe of the whole batch (a small scale_images) is the measurement itself
+            result = probe if probe["n_images"] == scale_images else write_in_subprocess(method, root, scale_images)
             row.update(seconds=result["seconds"], baseline_rss=result["baseline_rss"], peak_rss=result["peak_rss"])
             spot_check(method, root, scale_images)
         remove(root)
@@ -201,6 +203,17 @@ def spot_check(method: str, root: Path, n_images: int, chunk_size: int = 1_000) 
                 raise CorruptStoreError(f"{root}: images {start} to {stop - 1} differ from what was written")
     finally:
         store.close()
+
+
+def conversion_images(scale_images: int) -> int:
+    """Images converted per method and cluster size in the chapter: ``scale_images`` up to a cap that keeps
+    the chapter within its time budget (a PNG conversion of a million images takes minutes per run)."""
+    return min(int(scale_images), CONVERSION_IMAGES)
+
+
+def streaming_methods(methods: Sequence[str]) -> list[str]:
+    """The ``methods`` whose ``store_chunks`` writes with bounded memory."""
+    return [method for method in methods if store_class(method).streams()]
 
 
 def save_table(table: pd.DataFrame, results_dir: str | os.PathLike[str], name: str) -> Path:

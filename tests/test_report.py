@@ -13,13 +13,16 @@ import pytest
 from helpers import report
 
 PROJECT = Path(__file__).resolve().parent.parent
-TINY = {"cutoffs": [10, 50], "methods": ["disk", "lmdb", "hdf5"], "repeats": 1, "cold_cache": True}
+TINY = {"cutoffs": [10, 50], "methods": ["disk", "lmdb", "hdf5"], "repeats": 1, "cold_cache": True,
+        "scale_images": 500}
 FIGURES = [
     "dataset_samples", "single_image", "store_many_linear", "store_many_log", "read_many_linear", "read_many_log",
-    "store_and_read", "per_image_cost", "disk_usage_stacked", "bytes_per_image",
+    "store_and_read", "per_image_cost", "disk_usage_stacked", "bytes_per_image", "at_scale_memory",
+    "conversion_speed_up",
 ]
 SECTIONS = [
     "The dataset and the machine", "One image at a time", "Many images at once", "Disk usage", "Conclusions",
+    "At scale: past RAM and past one process", "Which formats can be written in parallel, and why",
     "Contents", "Parameters of this run", "Recommendations", "Compared with the article", "The cost of durable writes",
 ]
 
@@ -124,6 +127,7 @@ def test_quick_profile_and_explicit_options():
     default = report.notebook_parameters(parser.parse_args([]))
     assert default["cutoffs"] == [10, 100, 1000, 10000, 100000] and default["repeats"] == 3
     assert default["methods"] == ["disk", "lmdb", "hdf5"]
+    assert default["scale_images"] == report.DEFAULT_SCALE_IMAGES and quick["scale_images"] == report.QUICK_SCALE_IMAGES
     custom = report.notebook_parameters(parser.parse_args(
         ["--quick", "--cutoffs", "50,10", "--repeats", "2", "--no-cold-cache", "--methods", "hdf5"]))
     assert custom["cutoffs"] == [10, 50] and custom["repeats"] == 2 and custom["cold_cache"] is False
