@@ -89,16 +89,16 @@ def write_in_subprocess(
 
 def verify_streaming(
     method: str, root: str | os.PathLike[str], n_images: int, *, chunk_size: int = CHUNK_IMAGES,
-    distinct: int = DISTINCT_IMAGES,
+    distinct: int = DISTINCT_IMAGES, starts: Sequence[int] | None = None,
 ) -> None:
     """CorruptStoreError unless the store holds exactly the synthetic images ``write_here`` wrote, compared
-    chunk by chunk so that the whole batch is never in memory."""
+    chunk by chunk so that the whole batch is never in memory: every chunk, or those beginning at ``starts``."""
     store = open_store(method, root)
     source = SyntheticSource(n_images, distinct=min(distinct, n_images))
     try:
         if len(store) != n_images:
             raise CorruptStoreError(f"{root}: holds {len(store)} images, {n_images} were written")
-        for start in range(0, n_images, chunk_size):
+        for start in range(0, n_images, chunk_size) if starts is None else starts:
             stop = min(start + chunk_size, n_images)
             images, labels = store.read_indices(np.arange(start, stop))
             expected_images, expected_labels = source.read(start, stop)
@@ -112,14 +112,14 @@ def conversion_seconds(
     method: str, root: str | os.PathLike[str], n_images: int, client: object, *,
     distinct: int = DISTINCT_IMAGES, chunk_size: int = CHUNK_IMAGES, compression: str | None = None,
 ) -> float:
-    """Seconds ``convert`` takes to write ``n_images`` synthetic images on the cluster of ``client`` (a
-    small untimed conversion first, so that the workers have imported the method and made their images)."""
-    distinct = min(distinct, n_images)
-    warm_up = SyntheticSource(min(n_images, WARM_UP_IMAGES), distinct=distinct)
+    """Seconds ``convert`` takes to write ``n_images`` synthetic images on the cluster of ``client``; every
+    worker makes the repeated images first, and a small untimed conversion imports the method's libraries."""
+    source = SyntheticSource(n_images, distinct=min(distinct, n_images))
+    client.run(source.read, 0, 1)  # every worker makes the repeated images before the clock
+    warm_up = SyntheticSource(min(n_images, WARM_UP_IMAGES), distinct=source.distinct)
     convert(warm_up, method, root, client=client, chunk_size=chunk_size, compression=compression, progress=False)
     start = time.perf_counter()
-    convert(SyntheticSource(n_images, distinct=distinct), method, root, client=client, chunk_size=chunk_size,
-            compression=compression, progress=False)
+    convert(source, method, root, client=client, chunk_size=chunk_size, compression=compression, progress=False)
     return time.perf_counter() - start
 
 
@@ -192,17 +192,8 @@ def scale_writes(
 
 def spot_check(method: str, root: Path, n_images: int, chunk_size: int = 1_000) -> None:
     """CorruptStoreError unless the first, a middle and the last ``chunk_size`` images read back exactly."""
-    store = open_store(method, root)
-    source = SyntheticSource(n_images, distinct=min(DISTINCT_IMAGES, n_images))
-    try:
-        for start in sorted({0, max(0, n_images // 2 - chunk_size), max(0, n_images - chunk_size)}):
-            stop = min(start + chunk_size, n_images)
-            images, labels = store.read_indices(np.arange(start, stop))
-            expected_images, expected_labels = source.read(start, stop)
-            if not (np.array_equal(images, expected_images) and np.array_equal(labels, expected_labels)):
-                raise CorruptStoreError(f"{root}: images {start} to {stop - 1} differ from what was written")
-    finally:
-        store.close()
+    starts = sorted({0, max(0, n_images // 2 - chunk_size), max(0, n_images - chunk_size)})
+    verify_streaming(method, root, n_images, chunk_size=chunk_size, starts=starts)
 
 
 def conversion_images(scale_images: int) -> int:
