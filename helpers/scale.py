@@ -237,6 +237,9 @@ def writes_markdown(writes: pd.DataFrame) -> str:
             f"({worst.method}), for {format_bytes(worst.data_bytes)} of images: memory follows the chunk "
             f"({format_bytes(CHUNK_IMAGES * 3072)}) and the method's buffers, not the size of the batch."
         )
+    if "disk" in set(written["method"]):
+        notes.append("- The PNG method encodes in a pool of worker processes (a few shards each at a time), "
+                     "whose memory is not in its row: the row is the writing process's own.")
     return "\n".join(lines + [""] + notes)
 
 
