@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 QUICK ?=
 DATASET ?= auto
+IMAGE_SIZE ?=
 REPORT_ARGS ?=
 
 .PHONY: setup report pdf-deps lab data test benchmark clean distclean
@@ -30,10 +31,10 @@ pdf-deps:
 		echo "          Install it with: sudo apt-get install chromium fonts-dejavu-core"; \
 	fi
 
-# QUICK=1: cutoffs up to 1,000 and one repeat. REPORT_ARGS passes any other option of
+# QUICK=1: cutoffs up to 1,000 and one repeat. DATASET=/my/images IMAGE_SIZE=256: a folder of your own images. REPORT_ARGS passes any other option of
 # `python -m helpers.report --help`, e.g. make report REPORT_ARGS="--no-cold-cache --methods lmdb,hdf5".
 report: setup pdf-deps
-	$(PY) -m helpers.report --dataset $(DATASET) $(if $(QUICK),--quick) $(REPORT_ARGS)
+	$(PY) -m helpers.report --dataset $(DATASET) $(if $(IMAGE_SIZE),--image-size $(IMAGE_SIZE)) $(if $(QUICK),--quick) $(REPORT_ARGS)
 
 # JupyterLab on this machine only, with the project's kernel (the venv's python3 spec wins over others).
 lab: setup $(VENV)/.lab-installed
@@ -55,6 +56,8 @@ benchmark: setup
 	$(PY) benchmarks/cache_effects.py
 	$(PY) benchmarks/roundtrip.py
 	$(PY) benchmarks/synthetic_png_size.py
+	$(PY) benchmarks/formats.py
+	$(PY) benchmarks/large_images.py
 
 clean:
 	rm -rf data/work reports figures .pytest_cache .hypothesis

@@ -21,7 +21,7 @@ import tempfile
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -50,7 +50,7 @@ CIFAR10_TRAIN_SIZE = 50_000
 
 DATA_ENV = "IMAGE_REPORT_DATA"
 OFFLINE_ENV = "IMAGE_REPORT_OFFLINE"
-SOURCES = ("auto", "cifar10", "synthetic")
+SOURCES = ("auto", "cifar10", "synthetic", "scans")
 SYNTHETIC_PREFIX = "SYNTHETIC"
 CONNECT_TIMEOUT_SECONDS = 10.0
 DOWNLOAD_CHUNK_BYTES = 1 << 20
@@ -581,6 +581,21 @@ def _synthetic_chunk(seed: int, chunk: int) -> np.ndarray:
     return images
 
 
+def make_chunks_in_threads(make_chunk: Callable[[int], None], chunks: int) -> None:
+    """``make_chunk(0) ... make_chunk(chunks - 1)``, on one thread per core.
+
+    numpy releases the GIL in its array loops, so threads share the cores; as long as every chunk draws
+    from its own generator, the result does not depend on which thread made which chunk.
+    """
+    workers = min(chunks, os.cpu_count() or 1, MAX_THREADS)
+    if workers > 1:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(make_chunk, range(chunks)))
+    else:
+        for chunk in range(chunks):
+            make_chunk(chunk)
+
+
 def synthetic(n: int, seed: int = 0) -> Dataset:
     """``n`` deterministic CIFAR-shaped images of ten shape classes on natural-looking backgrounds.
 
@@ -598,16 +613,7 @@ def synthetic(n: int, seed: int = 0) -> Dataset:
         stop = min(start + CHUNK_IMAGES, n)
         images[start:stop] = _synthetic_chunk(seed, chunk)[: stop - start]
 
-    # numpy releases the GIL in its array loops, so threads share the cores; every chunk has its own
-    # generator, so the result does not depend on which thread made which chunk.
-    chunks = range(-(-n // CHUNK_IMAGES))
-    workers = min(len(chunks), os.cpu_count() or 1, MAX_THREADS)
-    if workers > 1:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            list(pool.map(make_chunk, chunks))
-    else:
-        for chunk in chunks:
-            make_chunk(chunk)
+    make_chunks_in_threads(make_chunk, -(-n // CHUNK_IMAGES))
     labels = np.arange(n, dtype=np.int64) % len(SYNTHETIC_CLASS_NAMES)
     source = (
         f"{SYNTHETIC_PREFIX} stand-in: {n:,} generated images of {len(SYNTHETIC_CLASS_NAMES)} shape classes "
@@ -645,16 +651,20 @@ def _local_or_download(root: Path) -> Dataset:
     return load_cifar10(download_cifar10(root))
 
 
-def load(source: str = "auto", n: int | None = None) -> Dataset:
+def load(source: str = "auto", n: int | None = None, *, size: int | tuple[int, int] | None = None) -> Dataset:
     """The dataset the experiments use, ``n`` images of it (None: all; more than it has: repeated).
 
     ``source``: "auto" = CIFAR-10 from the data folder, else downloaded into it, else synthetic (the
     ``source`` text says which and why); "cifar10" = local or downloaded CIFAR-10, an error if neither;
-    "synthetic"; or the path of a CIFAR-10 folder. The data folder is $IMAGE_REPORT_DATA or data/raw.
+    "synthetic"; "scans" (``synthetic_scans``, 512x512 16-bit, ``size`` their side); the path of a
+    CIFAR-10 folder; or the path of a folder of images (``load_folder``: ``n`` reads at most n of them,
+    never repeated, and ``size`` resizes them). The data folder is $IMAGE_REPORT_DATA or data/raw.
     """
     root = default_data_root()
     if source == "synthetic":
         return synthetic(CIFAR10_TRAIN_SIZE if n is None else n)
+    if source == "scans":
+        return synthetic_scans(SCANS_DEFAULT_COUNT if n is None else n, **({"size": size} if size else {}))
     if source == "cifar10":
         return _resize(_local_or_download(root), n)
     if source == "auto":
@@ -671,11 +681,48 @@ def load(source: str = "auto", n: int | None = None) -> Dataset:
             )
             return stand_in
     if isinstance(source, (str, os.PathLike)) and Path(source).exists():
+        if is_image_folder(source):
+            from helpers.image_folder import NoImagesError
+
+            try:
+                return load_folder(source, size=size, limit=n)
+            except NoImagesError as error:
+                raise DatasetError(f"{source} holds no CIFAR-10 batches and {error}. "
+                                   f"{_how_to_get_cifar10(Path(source))}") from None
         return _resize(load_cifar10(source), n)
     raise DatasetError(
-        f"unknown dataset {source!r}: use one of {', '.join(repr(name) for name in SOURCES)} "
-        f"or the path of a CIFAR-10 folder"
+        f"unknown dataset {source!r}: use one of {', '.join(repr(name) for name in SOURCES)}, "
+        f"the path of a CIFAR-10 folder or the path of a folder of images"
     )
+
+
+# -- the reader's own images and large 16-bit scans (helpers.image_folder, helpers.scans) ---------------
+
+SCANS_DEFAULT_COUNT = 1000
+
+
+def is_image_folder(path: Path | str) -> bool:
+    """Whether ``load(path)`` reads ``path`` as a folder of images (a folder without CIFAR-10 batches)."""
+    return Path(path).is_dir() and _find_batches_folder(Path(path)) is None
+
+
+def load_folder(
+    path: Path | str, *, size: int | tuple[int, int] | None = None, limit: int | None = None,
+    workers: int | None = None, progress: bool = True,
+) -> Dataset:
+    """Every image under ``path`` (PNG, JPEG, TIFF, BMP, WebP, DICOM; 8- or 16-bit), labelled by first-level
+    subfolder as torchvision's ImageFolder does; ``helpers.image_folder.load_folder`` tells the rules."""
+    from helpers import image_folder
+
+    return image_folder.load_folder(path, size=size, limit=limit, workers=workers, progress=progress)
+
+
+def synthetic_scans(n: int, size: int = 512, seed: int = 0) -> Dataset:
+    """``n`` deterministic CT-like 16-bit greyscale slices (12 bits used) that compress like real CT slices;
+    ``helpers.scans.synthetic_scans`` tells how."""
+    from helpers import scans
+
+    return scans.synthetic_scans(n, size=size, seed=seed)
 
 
 # --- streaming: images made or read chunk by chunk ----------------------------------------------------

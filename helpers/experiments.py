@@ -170,13 +170,19 @@ def run_many(
 
 
 def measure_many(
-    store: stores.Store, images: np.ndarray, labels: np.ndarray, repeats: int, cold_cache: bool, dataset: str
+    store: stores.Store, images: np.ndarray, labels: np.ndarray, repeats: int, cold_cache: bool, dataset: str,
+    *, store_warmup: bool = True,
 ) -> list[dict]:
+    """Rows of ``store_many`` (with the batch's disk usage) and ``read_many`` timings for one store.
+
+    ``store_warmup=False`` skips the untimed first write, for a write long enough to be its own warm-up.
+    """
     n = len(images)
     common = dict(
         experiment=MANY_EXPERIMENT, method=store.name, n_images=n, durable=store.durable, dataset=dataset
     )
-    timing = time_call(lambda: store.store_many(images, labels), repeats=repeats, setup=store.clear)
+    timing = time_call(lambda: store.store_many(images, labels), repeats=repeats, setup=store.clear,
+                       warmup=store_warmup)
     verify_round_trip(store, images, labels, write=False)
     # The batch alone: single images an earlier experiment left in the same folder are not its cost.
     rows = timing_rows(timing, operation="store_many", cache="", usage=disk_usage(store.batch_path), **common)

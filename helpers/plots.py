@@ -359,6 +359,59 @@ def sample_grid(
     return figure
 
 
+# -- 05: large images ------------------------------------------------------------------------------------
+LARGE_OPERATIONS = (("store_many", "Storing"), ("read_many", "Reading in order"),
+                    ("read_shuffled", "Reading shuffled (mini-batches)"))
+
+
+def large_images_plot(
+    summary: pd.DataFrame,
+    figures_dir: str | os.PathLike[str],
+    *,
+    name: str = "large_images",
+) -> Figure:
+    """Milliseconds per large image against the number of images (log-log): storing, reading in order and
+    reading in a shuffled order, warm cache solid and cold dashed."""
+    present = [(operation, title) for operation, title in LARGE_OPERATIONS
+               if (summary["operation"] == operation).any()]
+    figure = Figure(figsize=(5 * len(present), 4.5), layout="constrained")
+    panels = np.atleast_1d(figure.subplots(1, len(present), sharey=True))
+    for axes, (operation, title) in zip(panels, present):
+        rows = select(summary, operation)
+        _lines_per_method_and_cache(axes, rows, ", {}", per_image=True, unit=1e3)
+        _log_log_axes(axes, rows["n_images"])
+        axes.set_title(f"{title}: cost per image")
+        axes.legend(fontsize="x-small")
+    panels[0].set_ylabel("Milliseconds per image (median; bars: min-max)")
+    save(figure, figures_dir, name)
+    return figure
+
+
+def scan_gallery(
+    pictures: dict[str, np.ndarray],
+    ratios: pd.DataFrame,
+    figures_dir: str | os.PathLike[str],
+    *,
+    name: str = "scan_gallery",
+) -> Figure:
+    """The images side by side, each shown between its 1st and 99.5th percentile (a display window), titled
+    with its lossless compression ratios from ``ratios`` (``helpers.scans.compression_ratios``)."""
+    figure = Figure(figsize=(2.6 * len(pictures), 3.2), layout="constrained")
+    panels = np.atleast_1d(figure.subplots(1, len(pictures)))
+    by_name = ratios.set_index("image")
+    for axes, (title, image) in zip(panels, pictures.items()):
+        image = np.squeeze(image)
+        low, high = np.percentile(image, [1, 99.5])
+        axes.imshow(image, cmap="gray", vmin=low, vmax=max(high, low + 1), interpolation="antialiased")
+        axes.set_xticks([])
+        axes.set_yticks([])
+        row = by_name.loc[title]
+        axes.set_title(f"{title}\nPNG {row['png_ratio']:.2f}x, JPEG 2000 {row['jpeg2000_ratio']:.2f}x",
+                       fontsize="small")
+    save(figure, figures_dir, name)
+    return figure
+
+
 def at_scale_memory_plot(writes: pd.DataFrame, figures_dir: str | os.PathLike[str]) -> Figure:
     """Peak memory of each method's ``store_chunks`` beside the size of the data it wrote (``helpers.scale``)."""
     written = writes[writes["skipped"] == ""]

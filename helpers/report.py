@@ -33,7 +33,10 @@ from helpers.fileio import write_atomically
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
-NOTEBOOKS = ("00-setup", "01-single-image", "02-many-images", "03-disk-usage", "07-at-scale", "09-conclusions")
+NOTEBOOKS = (
+    "00-setup", "01-single-image", "02-many-images", "03-disk-usage", "05-large-images", "07-at-scale",
+    "09-conclusions",
+)
 KERNEL = "python3"
 TITLE = "Storing lots of images in Python: PNG files, LMDB and HDF5, measured"
 
@@ -41,6 +44,9 @@ DEFAULT_CUTOFFS = [10, 100, 1000, 10000, 100000]
 QUICK_CUTOFFS = [10, 100, 1000]
 DEFAULT_METHODS = ["disk", "lmdb", "hdf5"]
 DEFAULT_REPEATS = 3
+DEFAULT_LARGE_CUTOFFS = [10, 100, 1000]
+QUICK_LARGE_CUTOFFS = [10, 100]
+NAMED_DATASETS = ("auto", "cifar10", "synthetic", "scans")
 DEFAULT_SCALE_IMAGES = 1_000_000  # images written by the at-scale chapter (store_chunks; conversions capped)
 QUICK_SCALE_IMAGES = 2_000
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -104,6 +110,17 @@ def parse_names(text: str) -> list[str]:
     return names
 
 
+def parse_image_size(text: str) -> int | list[int]:
+    """'256' -> 256 (a square), '256x192' or '256,192' -> [256, 192] (height, width)."""
+    try:
+        sides = [int(part) for part in re.split(r"[x,\s]+", text.strip().lower()) if part]
+    except ValueError:
+        sides = []
+    if len(sides) not in (1, 2) or min(sides) < 1:
+        raise argparse.ArgumentTypeError(f"expected a size like 256 or 256x192 (height x width), got {text!r}")
+    return sides[0] if len(sides) == 1 else sides
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m helpers.report",
@@ -111,7 +128,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--dataset", default="auto",
                         help='"auto" (local CIFAR-10, else download, else synthetic), "cifar10", "synthetic", '
-                             "or the path of a CIFAR-10 folder (default: auto)")
+                             '"scans", the path of a CIFAR-10 folder, or a folder of your own images (default: auto)')
+    parser.add_argument("--image-size", type=parse_image_size, default=None,
+                        help="resize the images of a folder to this size, keeping the aspect ratio and cropping "
+                             "the centre: 256 or 256x192 (height x width); needed when their sizes differ")
+    parser.add_argument("--large-dataset", default="scans",
+                        help='the large-images chapter\'s images: "scans" (synthetic 512x512 16-bit CT slices) '
+                             "or a folder of images (default: scans)")
+    parser.add_argument("--large-cutoffs", type=parse_ints, default=None,
+                        help=f"numbers of large images to store and read (default {DEFAULT_LARGE_CUTOFFS}, "
+                             f"quick {QUICK_LARGE_CUTOFFS})")
     parser.add_argument("--quick", action="store_true",
                         help=f"small profile: cutoffs {QUICK_CUTOFFS}, 1 repeat (explicit options still win)")
     parser.add_argument("--cutoffs", type=parse_ints, default=None,
@@ -139,8 +165,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def notebook_parameters(args: argparse.Namespace) -> dict:
-    """The papermill parameters, the same for every notebook; every path absolute."""
+def notebook_parameters(args: argparse.Namespace, notes: list[str] | None = None) -> dict:
+    """The papermill parameters, the same for every notebook; every path absolute.
+
+    Cutoffs above the number of images of a folder are dropped; ``notes`` collects what was dropped.
+    """
     from helpers import stores
 
     cutoffs = args.cutoffs or (QUICK_CUTOFFS if args.quick else DEFAULT_CUTOFFS)
@@ -156,20 +185,54 @@ def notebook_parameters(args: argparse.Namespace) -> dict:
     if scale_images < 1:
         raise ReportError(f"--scale-images must be at least 1, got {scale_images}")
     dataset = args.dataset
-    if dataset not in ("auto", "cifar10", "synthetic"):
+    if dataset not in NAMED_DATASETS:
         dataset = str(Path(dataset).resolve())
+    large_dataset = args.large_dataset
+    if large_dataset != "scans":
+        large_dataset = str(Path(large_dataset).resolve())
+    large_cutoffs = args.large_cutoffs or (QUICK_LARGE_CUTOFFS if args.quick else DEFAULT_LARGE_CUTOFFS)
     output_dir = args.output_dir.resolve()
     return {
         "dataset": dataset,
-        "cutoffs": list(cutoffs),
+        "cutoffs": cutoffs_within(dataset, list(cutoffs), "--cutoffs", notes),
         "methods": list(methods),
         "repeats": int(repeats),
         "cold_cache": bool(args.cold_cache),
         "work_dir": str(args.work_dir.resolve()),
         "results_dir": str(output_dir / "results"),
         "figures_dir": str(args.figures_dir.resolve()),
+        "image_size": args.image_size,
+        "large_dataset": large_dataset,
+        "large_cutoffs": cutoffs_within(large_dataset, list(large_cutoffs), "--large-cutoffs", notes),
         "scale_images": int(scale_images),
     }
+
+
+def cutoffs_within(dataset: str, cutoffs: list[int], option: str, notes: list[str] | None = None) -> list[int]:
+    """``cutoffs`` without those above a folder's number of images (a folder's images are never repeated),
+    plus that number, so the whole folder is measured. What was dropped is printed and added to ``notes``.
+    """
+    from helpers.datasets import is_image_folder
+    from helpers.errors import DatasetError
+    from helpers.image_folder import list_images
+
+    if dataset in NAMED_DATASETS or not is_image_folder(dataset):
+        return cutoffs
+    try:
+        count = len(list_images(dataset).files)
+    except DatasetError as error:
+        raise ReportError(str(error)) from None
+    kept = [n for n in cutoffs if n <= count]
+    dropped = [n for n in cutoffs if n > count]
+    if dropped:
+        if not kept or kept[-1] < count:
+            kept.append(count)  # the whole folder is still measured once
+        note = (f"{option}: {', '.join(f'{n:,}' for n in dropped)} dropped, more than the {count:,} images in "
+                f"{dataset}; measured at {', '.join(f'{n:,}' for n in kept)}")
+        print(note, flush=True)
+        if notes is not None:
+            notes.append(note)
+    return kept
 
 
 def chosen_notebooks(selection: Sequence[str] | None) -> list[str]:
@@ -290,18 +353,19 @@ def dataset_source(results_dir: Path) -> str | None:
         return None
 
 
-def parameters_markdown(parameters: dict, names: Sequence[str]) -> str:
+def parameters_markdown(parameters: dict, names: Sequence[str], notes: Sequence[str] = ()) -> str:
     rows = "\n".join(f"| `{key}` | `{value!r}` |" for key, value in parameters.items())
     return (
         "## Parameters of this run\n\n"
         "Every notebook ran with these values (papermill parameters; `python -m helpers.report --help` "
         "explains them):\n\n| parameter | value |\n|---|---|\n" + rows
+        + "".join(f"\n\n**Note:** {note}." for note in notes)
         + f"\n\nNotebooks: {', '.join(names)}. Generated "
         + datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC") + "."
     )
 
 
-def merge(executed: Sequence[Path], parameters: dict) -> nbformat.NotebookNode:
+def merge(executed: Sequence[Path], parameters: dict, notes: Sequence[str] = ()) -> nbformat.NotebookNode:
     """One notebook holding the title, banner, parameters, contents and every executed notebook."""
     from helpers.summary import banner_html
 
@@ -334,7 +398,7 @@ def merge(executed: Sequence[Path], parameters: dict) -> nbformat.NotebookNode:
         ),
         nbformat.v4.new_markdown_cell(banner),
         nbformat.v4.new_markdown_cell('<div class="report-toc">\n\n' + "\n".join(contents) + "\n\n</div>"),
-        nbformat.v4.new_markdown_cell(parameters_markdown(parameters, [p.stem for p in executed])),
+        nbformat.v4.new_markdown_cell(parameters_markdown(parameters, [p.stem for p in executed], notes)),
     ]
     merged = nbformat.v4.new_notebook(cells=head + body)
     merged.metadata["title"] = TITLE
@@ -414,13 +478,13 @@ def pdf_page_count(path: Path) -> int:
 # -- the whole thing -----------------------------------------------------------------------------------
 def make_report(
     parameters: dict, output_dir: Path, *, names: Sequence[str] = NOTEBOOKS, pdf: bool = True,
-    notebooks_dir: Path = NOTEBOOKS_DIR, progress: bool = True,
+    notebooks_dir: Path = NOTEBOOKS_DIR, progress: bool = True, notes: Sequence[str] = (),
 ) -> dict[str, Path | None]:
     """Run ``names`` and write the report; the paths written ("html", "pdf", "notebooks")."""
     output_dir = Path(output_dir)
     executed_dir = output_dir / "notebooks"
     executed = run_notebooks(names, parameters, executed_dir, notebooks_dir=notebooks_dir, progress=progress)
-    html_path = export_html(merge(executed, parameters), output_dir / "report.html")
+    html_path = export_html(merge(executed, parameters, notes), output_dir / "report.html")
     print(f"HTML report: {html_path}", flush=True)
     pdf_path = None
     if pdf:
@@ -437,10 +501,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     started = time.perf_counter()
     try:
-        parameters = notebook_parameters(args)
+        notes: list[str] = []
+        parameters = notebook_parameters(args, notes)
         names = chosen_notebooks(args.notebooks)
         print("Parameters: " + ", ".join(f"{key}={value!r}" for key, value in parameters.items()), flush=True)
-        written = make_report(parameters, args.output_dir.resolve(), names=names, pdf=args.pdf)
+        written = make_report(parameters, args.output_dir.resolve(), names=names, pdf=args.pdf, notes=notes)
     except ReportError as error:
         print(f"report: {error}", file=sys.stderr, flush=True)
         return 1

@@ -8,7 +8,8 @@ Columns (``COLUMNS``):
 
 * ``experiment``: the table's name (``single_image``, ``many_images``, ...);
 * ``method``: the storage method (``disk``, ``lmdb``, ``hdf5``, and the floor ``npy``);
-* ``operation``: ``store_single``, ``read_single``, ``store_many`` or ``read_many``;
+* ``operation``: ``store_single``, ``read_single``, ``store_many``, ``read_many`` or ``read_shuffled``
+  (every image once, in a random order, in mini-batches);
 * ``n_images``: images written or read by the operation; ``repeat``: 0, 1, ... the timed run;
 * ``cache``: ``warm`` or ``cold`` for reads, empty for stores;
 * ``durable``: whether the store flushed its writes to stable storage (reads record the setting of the
@@ -35,7 +36,7 @@ COLUMNS = [
     "experiment", "method", "operation", "n_images", "repeat", "cache", "durable", "seconds",
     "bytes_apparent", "bytes_allocated", "files", "dataset",
 ]
-OPERATIONS = ("store_single", "read_single", "store_many", "read_many")
+OPERATIONS = ("store_single", "read_single", "store_many", "read_many", "read_shuffled")
 STORE_OPERATIONS = ("store_single", "store_many")
 CACHES = ("warm", "cold")
 
@@ -53,6 +54,7 @@ SUMMARY_COLUMNS = GROUP_COLUMNS + [
 WRITERS = {
     "single_image": "notebooks/01-single-image.ipynb",
     "many_images": "notebooks/02-many-images.ipynb",
+    "large_images": "notebooks/05-large-images.ipynb",
 }
 
 

@@ -73,6 +73,14 @@ def pick(summary: pd.DataFrame, method: str, operation: str, n_images: int | Non
     return None if rows.empty else rows.iloc[0]
 
 
+def stored_methods(summary: pd.DataFrame, n: int):
+    """(method, its store_many row at ``n``) for every method measured at ``n``, in the figures' order."""
+    for method in ordered_methods(summary["method"]):
+        stored = pick(summary, method, "store_many", n)
+        if stored is not None:
+            yield method, stored
+
+
 def largest_cutoff(summary: pd.DataFrame) -> int:
     rows = summary[summary["operation"] == "store_many"]
     if rows.empty:
@@ -301,10 +309,7 @@ def conclusions_table(summary: pd.DataFrame) -> pd.DataFrame:
     """One row per method at the largest cutoff: times, ratio to the floor, and space."""
     n = largest_cutoff(summary)
     rows = []
-    for method in ordered_methods(summary["method"]):
-        stored = pick(summary, method, "store_many", n)
-        if stored is None:
-            continue
+    for method, stored in stored_methods(summary, n):
         warm = pick(summary, method, "read_many", n, "warm")
         cold = pick(summary, method, "read_many", n, "cold")
         rows.append({
@@ -501,3 +506,149 @@ def durability_statement(many: pd.DataFrame, durability: pd.DataFrame | None = N
         text += (f" A separate comparison at {dn:,} images measures every method with writes flushed "
                  "(durable=True: fsync of every file and folder, LMDB's own sync on commit) to show what durability costs.")
     return text
+
+
+# -- 05: large images ------------------------------------------------------------------------------------
+LARGE_READS = (("read_many", "read in order"), ("read_shuffled", "read shuffled"))
+
+
+def compression_table(ratios: pd.DataFrame) -> pd.DataFrame:
+    """``helpers.scans.compression_ratios`` as the report shows it."""
+    return pd.DataFrame({
+        "image": ratios["image"], "pixels": ratios["shape"],
+        "raw": ratios["raw_bytes"].map(format_bytes),
+        "16-bit PNG": ratios["png_bytes"].map(format_bytes), "PNG ratio": ratios["png_ratio"].map(times),
+        "lossless JPEG 2000": ratios["jpeg2000_bytes"].map(format_bytes),
+        "JPEG 2000 ratio": ratios["jpeg2000_ratio"].map(times),
+    }).set_index("image")
+
+
+def compression_note(ratios: pd.DataFrame) -> str:
+    """How the synthetic (or loaded) images compress next to the real CT slices, from this run's ratios."""
+    real = ratios[ratios["image"].str.startswith("real:")]
+    other = ratios[~ratios["image"].str.startswith("real:")]
+    if real.empty or other.empty:
+        return ""
+    reference = real.iloc[0]
+    png = other["raw_bytes"].sum() / other["png_bytes"].sum()
+    j2k = other["raw_bytes"].sum() / other["jpeg2000_bytes"].sum()
+    return (
+        f"The reference slice ({reference['image'].removeprefix('real: ')}) compresses "
+        f"{times(reference['png_ratio'])} with 16-bit PNG and {times(reference['jpeg2000_ratio'])} with lossless "
+        f"JPEG 2000; the {len(other)} images of this chapter's dataset shown here compress {times(png)} and "
+        f"{times(j2k)} ({png / reference['png_ratio'] - 1:+.0%} and {j2k / reference['jpeg2000_ratio'] - 1:+.0%}). "
+        f"The other real slices range from {times(real['png_ratio'].min())} to {times(real['png_ratio'].max())} "
+        "with PNG: how much a lossless codec saves depends on the noise in the slice more than on anything else."
+    )
+
+
+def large_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per method at the largest count: store, reads in order and shuffled (warm, cold), throughput, disk."""
+    n = largest_cutoff(summary)
+    rows = []
+    for method, stored in stored_methods(summary, n):
+        row = {"method": method_label(method), "store": timed(stored)}
+        for operation, label in LARGE_READS:
+            for cache in ("warm", "cold"):
+                read = pick(summary, method, operation, n, cache)
+                if read is not None:
+                    row[f"{label}, {cache}"] = timed(read)
+        warm = pick(summary, method, "read_shuffled", n, "warm")
+        if warm is not None:
+            row["shuffled per image (warm)"] = per_image(warm["per_image"])
+        if not pd.isna(stored["bytes_allocated"]):
+            row["on disk per image"] = format_bytes(stored["bytes_allocated"] / n)
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("method")
+
+
+def _ratio_text(summary: pd.DataFrame, method: str, n: int, cache: str) -> str | None:
+    ordered = pick(summary, method, "read_many", n, cache)
+    shuffled = pick(summary, method, "read_shuffled", n, cache)
+    if ordered is None or shuffled is None:
+        return None
+    return f"{method_label(method)} {times(shuffled['median'] / ordered['median'])}"
+
+
+def large_statement(summary: pd.DataFrame, raw_image_bytes: int) -> str:
+    """What the large-image measurements say: the fastest writer and readers, the cost of shuffling."""
+    n = largest_cutoff(summary)
+    lines = [f"At {n:,} images of {format_bytes(raw_image_bytes)} each ({format_bytes(n * raw_image_bytes)} "
+             "of raw pixels):"]
+    for operation, what in (("store_many", "store"), ("read_many", "read in order (warm)"),
+                            ("read_shuffled", "read shuffled (warm)")):
+        ranked = _ranked(summary, n, operation, "" if operation == "store_many" else "warm")
+        if ranked:
+            lines.append("- " + _winner_sentence(ranked, what))
+    for cache in ("warm", "cold"):
+        parts = [text for method in ordered_methods(summary["method"])
+                 if (text := _ratio_text(summary, method, n, cache))]
+        if parts:
+            lines.append(f"- A shuffled epoch ({cache} cache) took this many times an epoch in order: "
+                         + ", ".join(parts) + ".")
+    return "\n".join(lines)
+
+
+def photos_vs_scans(many: pd.DataFrame, large: pd.DataFrame | None) -> pd.DataFrame:
+    """Per method: per-image store and warm read cost, and disk bytes per image, for the small photos of
+    notebook 02 and the large images of notebook 05, at each one's largest count."""
+    if large is None or large.empty:
+        return pd.DataFrame()
+    n_small, n_large = largest_cutoff(many), largest_cutoff(large)
+    rows = []
+    for method in ordered_methods([*many["method"], *large["method"]]):
+        row = {"method": method_label(method)}
+        for label, table, n in (("small", many, n_small), ("large", large, n_large)):
+            stored = pick(table, method, "store_many", n)
+            read = pick(table, method, "read_many", n, "warm")
+            row[f"store per image, {label}"] = per_image(stored["per_image"]) if stored is not None else "–"
+            row[f"read per image, {label}"] = per_image(read["per_image"]) if read is not None else "–"
+            row[f"read vs floor, {label}"] = times(read["ratio_to_floor"]) if read is not None else "–"
+            on_disk = np.nan if stored is None else stored["bytes_allocated"] / n
+            row[f"disk per image, {label}"] = "–" if pd.isna(on_disk) else format_bytes(on_disk)
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("method")
+
+
+def photos_vs_scans_statement(many: pd.DataFrame, large: pd.DataFrame | None, photo_bytes: int,
+                              scan_bytes: int) -> str:
+    """What changes between small photos and large scans, from the two experiments' numbers (markdown)."""
+    if large is None or large.empty:
+        return ("The large-images chapter (05) did not run, so there is no comparison between small photos "
+                "and large scans in this report.")
+    n_small, n_large = largest_cutoff(many), largest_cutoff(large)
+    lines = [f"Small images ({format_bytes(photo_bytes)} of raw pixels each, {n_small:,} stored) against large ones "
+             f"({format_bytes(scan_bytes)} each, {scan_bytes / max(photo_bytes, 1):,.0f} times more, "
+             f"{n_large:,} stored):"]
+    for operation, cache, what in (("store_many", "", "Storing"), ("read_many", "warm", "Reading (warm)")):
+        small, big = _ranked(many, n_small, operation, cache), _ranked(large, n_large, operation, cache)
+        if small and big:
+            lines.append(f"- {what}: fastest for small images {method_label(small[0][0])}, for large ones "
+                         f"{method_label(big[0][0])}.")
+    closer, farther = [], []
+    for method in ordered_methods([*many["method"], *large["method"]]):
+        if method == stores.FLOOR:
+            continue
+        small = pick(many, method, "read_many", n_small, "warm")
+        big = pick(large, method, "read_many", n_large, "warm")
+        small_store, big_store = pick(many, method, "store_many", n_small), pick(large, method, "store_many", n_large)
+        if small is None or big is None or small_store is None or big_store is None:
+            continue
+        growth = big["per_image"] / small["per_image"]
+        disk_small = small_store["bytes_allocated"] / n_small / photo_bytes
+        disk_big = big_store["bytes_allocated"] / n_large / scan_bytes
+        lines.append(
+            f"- **{method_label(method)}**: a warm read costs {times(growth)} more per image for the large "
+            f"images (the pixels are {scan_bytes / max(photo_bytes, 1):,.0f} times more), "
+            f"{times(small['ratio_to_floor'])} the NumPy floor for small images and "
+            f"{times(big['ratio_to_floor'])} for large ones; on disk it takes {disk_small:.2f} x the raw "
+            f"pixels for small images and {disk_big:.2f} x for large ones."
+        )
+        (closer if big["ratio_to_floor"] < small["ratio_to_floor"] else farther).append(method_label(method))
+    if closer:
+        lines.append(f"Closer to the NumPy floor with large images, so their per-image overhead (a file, a key, a "
+                     f"header) weighed more on small ones: {', '.join(closer)}.")
+    if farther:
+        lines.append(f"Further from the floor with large images, so their cost grows with the pixels (copying, "
+                     f"compressing, pages of their own): {', '.join(farther)}.")
+    return "\n".join(lines)

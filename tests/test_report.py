@@ -14,16 +14,17 @@ from helpers import report
 
 PROJECT = Path(__file__).resolve().parent.parent
 TINY = {"cutoffs": [10, 50], "methods": ["disk", "lmdb", "hdf5"], "repeats": 1, "cold_cache": True,
-        "scale_images": 500}
+        "image_size": None, "large_dataset": "scans", "large_cutoffs": [4, 8], "scale_images": 500}
 FIGURES = [
     "dataset_samples", "single_image", "store_many_linear", "store_many_log", "read_many_linear", "read_many_log",
-    "store_and_read", "per_image_cost", "disk_usage_stacked", "bytes_per_image", "at_scale_memory",
-    "conversion_speed_up",
+    "store_and_read", "per_image_cost", "disk_usage_stacked", "bytes_per_image", "scan_gallery", "large_images",
+    "large_images_bytes_per_image", "at_scale_memory", "conversion_speed_up",
 ]
 SECTIONS = [
     "The dataset and the machine", "One image at a time", "Many images at once", "Disk usage", "Conclusions",
     "At scale: past RAM and past one process", "Which formats can be written in parallel, and why",
     "Contents", "Parameters of this run", "Recommendations", "Compared with the article", "The cost of durable writes",
+    "Large 16-bit images", "Small photos and large scans",
 ]
 
 
@@ -143,7 +144,8 @@ def test_help_lists_every_parameter():
     shown = subprocess.run([sys.executable, "-m", "helpers.report", "--help"], capture_output=True, text=True,
                            cwd=PROJECT, check=True).stdout
     for option in ("--dataset", "--quick", "--cutoffs", "--methods", "--repeats", "--no-cold-cache",
-                   "--output-dir", "--figures-dir", "--work-dir", "--no-pdf", "--notebooks"):
+                   "--output-dir", "--figures-dir", "--work-dir", "--no-pdf", "--notebooks", "--image-size",
+                   "--large-dataset", "--large-cutoffs"):
         assert option in shown, option
 
 

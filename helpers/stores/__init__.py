@@ -13,6 +13,8 @@ REGISTRY: dict[str, str] = {
     "disk": "helpers.stores.disk:DiskStore",
     "lmdb": "helpers.stores.lmdb_store:LmdbStore",
     "hdf5": "helpers.stores.hdf5_store:Hdf5Store",
+    "zarr": "helpers.stores.zarr_store:ZarrStore",
+    "tar": "helpers.stores.tar_store:TarStore",
     "npy": "helpers.stores.npy_store:NpyStore",  # the reference floor, measured beside the others
 }
 

@@ -167,8 +167,10 @@ def die_with_parent() -> None:
     """Ask Linux to kill this worker when the process that started it dies (a kill -9 of a notebook).
 
     Otherwise an orphaned worker would finish its chunk into a batch folder that may by then belong to a
-    new store_many, and then wait for work forever.
+    new store_many, and then wait for work forever. Ctrl-C is for the parent: Jupyter interrupts a kernel's
+    whole process group (also when it shuts the kernel down), and a worker would print a traceback for it.
     """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         import ctypes
 

@@ -1,0 +1,480 @@
+"""A folder of the reader's own images as a ``Dataset``: ``helpers.datasets.load_folder`` is this module.
+
+Layout and labels follow torchvision's ``ImageFolder``: each first-level subfolder is a class (class names
+sorted, label = position), and every image below it, at any depth, belongs to it. A folder without
+subfolders is one class named after the folder. Hidden files and folders (a leading dot, such as
+``.ipynb_checkpoints``) are skipped, as are files that are not images; files lying directly in a folder
+that has class subfolders are left out (ImageFolder ignores them too) and the ``source`` text says so.
+
+Pixels keep their bits:
+
+* 8-bit greyscale (Pillow modes ``1``, ``L``, ``LA``) stays one channel of uint8; alpha is dropped.
+* 8-bit colour (``RGB``, ``RGBA``, ``P``, ``CMYK``, ``YCbCr`` ...) becomes RGB uint8: alpha is dropped and
+  a palette expanded, as torchvision's default loader (``convert("RGB")``) does. A folder mixing greyscale
+  and colour is loaded as RGB, the greyscale images repeated over the three channels.
+* 16-bit greyscale (``I;16`` and its byte orders, and ``I`` holding values 0..65535) stays uint16, one
+  channel. The stores hold no 16-bit colour, and a folder mixing 8- and 16-bit images is refused rather
+  than silently rescaled.
+* DICOM (read with pydicom) gives the stored values, no rescale slope, intercept or window applied.
+  Signed 16-bit values are shifted by +32768 into uint16 (exact: the sign bit flipped), and ``source``
+  records the shift, so the original value is the stored one minus 32768. Compressed transfer syntaxes are
+  decoded by the pylibjpeg plugins (JPEG baseline and lossless, JPEG 2000) and pydicom itself (RLE).
+
+A multi-frame file (an animated image, a multi-page TIFF, a multi-frame DICOM) gives its first frame,
+as Pillow's ``open`` does.
+
+Every file's header is read first (cheap: no pixels are decoded), so the result's shape and type are
+known before any pixels are; the pixels are then decoded in chunks, by several processes for a large
+folder, straight into one preallocated array, which keeps the memory used near the array's own size.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm  # plain text: tqdm.auto needs ipywidgets inside notebooks
+
+from helpers.errors import DatasetError
+
+PILLOW_SUFFIXES = {
+    ".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP",
+    ".webp": "WebP",
+}
+DICOM_SUFFIXES = {".dcm": "DICOM", ".dicom": "DICOM"}
+DICOM_MAGIC_OFFSET = 128  # a DICOM file opens with a 128-byte preamble, then "DICM"
+SIGNED_SHIFT = 32768
+
+GREY8, RGB8, GREY16 = "8-bit greyscale", "8-bit RGB", "16-bit greyscale"
+PIXEL_TYPES = {GREY8: (np.uint8, 1), RGB8: (np.uint8, 3), GREY16: (np.uint16, 1)}
+GREY8_MODES = {"1", "L", "LA", "La"}
+RGB8_MODES = {"RGB", "RGBA", "RGBa", "RGBX", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV"}
+GREY16_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
+
+#: Files per chunk when reading headers; pixels go in chunks of about CHUNK_BYTES of decoded images.
+HEADER_CHUNK_FILES = 256
+CHUNK_BYTES = 8 << 20
+#: Where the decoded images go when worker processes decode them: a file of this memory file system that
+#: they map and write into, so the pixels are not pickled through pipes and copied again.
+SHARED_MEMORY_DIR = "/dev/shm"
+
+
+class NoImagesError(DatasetError):
+    """A folder without a single image file in it or below it."""
+
+
+@dataclass(frozen=True)
+class Header:
+    """What a file's header says: its size in pixels, its pixel type and whether its values are signed."""
+
+    height: int
+    width: int
+    pixel_type: str
+    signed: bool = False
+
+
+# -- finding the files ---------------------------------------------------------------------------------
+def _visible_sorted(entries: list[str]) -> list[str]:
+    return sorted(entry for entry in entries if not entry.startswith("."))
+
+
+def _is_dicom_without_suffix(path: Path) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(DICOM_MAGIC_OFFSET)
+            return handle.read(4) == b"DICM"
+    except OSError:
+        return False
+
+
+def image_format(path: Path) -> str | None:
+    """The format a file is read as ("PNG", "DICOM", ...), or None when it is not an image this reads."""
+    suffix = path.suffix.lower()
+    if suffix in PILLOW_SUFFIXES:
+        return PILLOW_SUFFIXES[suffix]
+    if suffix in DICOM_SUFFIXES:
+        return "DICOM"
+    if not suffix and _is_dicom_without_suffix(path):  # scanners often write DICOM without a suffix
+        return "DICOM"
+    return None
+
+
+def _images_below(folder: Path) -> tuple[list[Path], int]:
+    """Every image file below ``folder`` in a stable order (sorted at each level), and how many others."""
+    found, others = [], 0
+    for current, folders, files in os.walk(folder, followlinks=True):
+        folders[:] = _visible_sorted(folders)
+        for name in _visible_sorted(files):
+            path = Path(current) / name
+            if image_format(path) is None:
+                others += 1
+            else:
+                found.append(path)
+    return found, others
+
+
+@dataclass
+class FolderListing:
+    """The images of a folder in load order, their labels and class names, and what was left out."""
+
+    files: list[Path]
+    labels: np.ndarray
+    class_names: list[str]
+    notes: list[str]
+
+
+def list_images(path: str | os.PathLike[str]) -> FolderListing:
+    """The image files under ``path`` as ``load_folder`` reads them, without opening any image."""
+    root = Path(path)
+    if not root.is_dir():
+        raise DatasetError(f"{root} is not a folder of images" if root.exists() else f"no folder at {root}")
+    subfolders = [root / name for name in _visible_sorted(os.listdir(root)) if (root / name).is_dir()]
+    notes = []
+    if not subfolders:
+        files, others = _images_below(root)
+        classes = [(root.name or str(root), files)] if files else []
+    else:
+        classes, others, empty = [], 0, []
+        for folder in subfolders:
+            files, skipped = _images_below(folder)
+            others += skipped
+            if files:
+                classes.append((folder.name, files))
+            else:
+                empty.append(folder.name)
+        loose = [name for name in _visible_sorted(os.listdir(root)) if (root / name).is_file()]
+        loose_images = [name for name in loose if image_format(root / name) is not None]
+        others += len(loose) - len(loose_images)
+        if loose_images:
+            notes.append(f"{len(loose_images)} image(s) directly in the folder, outside any class folder, "
+                         "left out (as ImageFolder does)")
+        if empty:
+            notes.append(f"subfolder(s) without images skipped: {', '.join(empty)}")
+    if others:
+        notes.append(f"{others} file(s) that are not images ignored")
+    if not classes:
+        raise NoImagesError(
+            f"no images in {root} (looked for {', '.join(sorted({*PILLOW_SUFFIXES, *DICOM_SUFFIXES}))} "
+            "files, and DICOM files without a suffix, in the folder and its subfolders)"
+        )
+    files = [file for _, class_files in classes for file in class_files]
+    labels = np.concatenate([np.full(len(class_files), label) for label, (_, class_files) in enumerate(classes)])
+    return FolderListing(files, labels.astype(np.int64), [name for name, _ in classes], notes)
+
+
+# -- reading one file ------------------------------------------------------------------------------------
+def _pillow_pixel_type(mode: str, path: Path) -> str:
+    if mode in GREY8_MODES:
+        return GREY8
+    if mode in RGB8_MODES:
+        return RGB8
+    if mode in GREY16_MODES:
+        return GREY16
+    raise DatasetError(
+        f"{path}: Pillow mode {mode!r} is not an image type this reads (8-bit greyscale or colour, 16-bit "
+        "greyscale); convert it first"
+    )
+
+
+def _dicom_header(path: Path) -> Header:
+    import pydicom
+
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    samples = int(ds.get("SamplesPerPixel", 1))
+    bits = int(ds.get("BitsAllocated", 0))
+    if "Rows" not in ds or "Columns" not in ds:
+        raise DatasetError(f"{path}: a DICOM file without an image (no Rows and Columns)")
+    if bits not in (8, 16) or samples not in (1, 3) or (bits == 16 and samples == 3):
+        raise DatasetError(
+            f"{path}: DICOM with {bits} bits allocated and {samples} sample(s) per pixel; this reads 8-bit "
+            "greyscale or colour and 16-bit greyscale"
+        )
+    pixel_type = GREY16 if bits == 16 else (RGB8 if samples == 3 else GREY8)
+    signed = int(ds.get("PixelRepresentation", 0)) == 1
+    return Header(int(ds.Rows), int(ds.Columns), pixel_type, signed and bits == 16)
+
+
+def read_header(path: Path) -> Header:
+    """The header of one image file; DatasetError naming the file if it is not a readable image."""
+    try:
+        if image_format(path) == "DICOM":
+            return _dicom_header(path)
+        from PIL import Image
+
+        with Image.open(path) as image:
+            return Header(image.height, image.width, _pillow_pixel_type(image.mode, path))
+    except DatasetError:
+        raise
+    except Exception as error:  # noqa: BLE001 - a damaged file fails in many ways inside the decoders
+        raise DatasetError(f"{path}: cannot read it as an image ({type(error).__name__}: {error})") from None
+
+
+def read_dicom(path: Path) -> np.ndarray:
+    """The first frame's stored values of a DICOM file, ``(h, w)`` or ``(h, w, 3)``; signed 16-bit + 32768."""
+    from pydicom.pixels import pixel_array
+
+    values = pixel_array(path, index=0)
+    if values.dtype == np.int16:
+        return values.view(np.uint16) ^ np.uint16(SIGNED_SHIFT)  # + 32768, exactly
+    return values
+
+
+def _fit(image, size: tuple[int, int]):
+    """Resize keeping the aspect ratio so that the image covers ``size``, then crop the centre."""
+    from PIL import Image, ImageOps
+
+    return ImageOps.fit(image, (size[1], size[0]), method=Image.Resampling.BILINEAR)
+
+
+def _pillow_pixels(path: Path, pixel_type: str, size: tuple[int, int] | None) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as image:
+        if size is not None and image.format == "JPEG":
+            # JPEG can decode at 1/2, 1/4 or 1/8 scale directly: the fastest path to a smaller image.
+            scale = max(size[0] / image.height, size[1] / image.width)
+            image.draft(image.mode, (int(np.ceil(image.width * scale)), int(np.ceil(image.height * scale))))
+        if image.mode == "I":  # 16-bit greyscale as some decoders give it, in 32-bit integers
+            values = np.asarray(image)
+            if values.size and (values.min() < 0 or values.max() > 65535):
+                raise DatasetError(f"{path}: values outside 0..65535, not a 16-bit image")
+            image = Image.fromarray(values.astype(np.uint16))
+        elif pixel_type != GREY16:
+            wanted = "RGB" if pixel_type == RGB8 else "L"
+            if image.mode != wanted:
+                image = image.convert(wanted)
+        if size is not None:
+            image = _fit(image, size)
+        return np.asarray(image)
+
+
+def read_pixels(path: Path, pixel_type: str, size: tuple[int, int] | None) -> np.ndarray:
+    """One image as ``(h, w, channels)`` of the folder's pixel type; DatasetError naming the file on failure."""
+    try:
+        if image_format(path) == "DICOM":
+            values = read_dicom(path)
+            if size is not None:
+                from PIL import Image
+
+                values = np.asarray(_fit(Image.fromarray(values), size))
+        else:
+            values = _pillow_pixels(path, pixel_type, size)
+    except DatasetError:
+        raise
+    except Exception as error:  # noqa: BLE001 - a damaged file fails in many ways inside the decoders
+        raise DatasetError(f"{path}: cannot decode it ({type(error).__name__}: {error})") from None
+    dtype, channels = PIXEL_TYPES[pixel_type]
+    if values.dtype.kind == "u" and values.dtype.itemsize == np.dtype(dtype).itemsize:
+        values = values.astype(dtype, copy=False)  # big-endian 16-bit (I;16B) to this machine's order
+    if values.ndim == 2:
+        values = values[:, :, None]
+    if values.shape[2] == 1 and channels == 3:  # a greyscale image in a colour folder
+        values = np.repeat(values, 3, axis=2)
+    if values.dtype != dtype or values.shape[2] != channels:
+        raise DatasetError(f"{path}: decoded as {values.dtype} with {values.shape[2]} channel(s), "
+                           f"not as its header said ({pixel_type})")
+    return values
+
+
+# -- work done in chunks, in this process or by the pool -------------------------------------------------
+def _read_headers(paths: Sequence[str]) -> list[Header]:
+    return [read_header(Path(path)) for path in paths]
+
+
+def _read_chunk(paths: Sequence[str], pixel_type: str, shape: tuple[int, int],
+                out: np.ndarray | None = None) -> np.ndarray:
+    """The images of ``paths``, decoded into ``out`` (a new array when None)."""
+    dtype, channels = PIXEL_TYPES[pixel_type]
+    if out is None:
+        out = np.empty((len(paths), *shape, channels), dtype=dtype)
+    for index, path in enumerate(paths):
+        values = read_pixels(Path(path), pixel_type, shape)
+        if values.shape[:2] != shape:
+            raise DatasetError(f"{path}: {values.shape[1]}x{values.shape[0]} pixels where its header said "
+                               f"{shape[1]}x{shape[0]}")
+        out[index] = values
+    return out
+
+
+def _read_chunk_into(array_path: str, count: int, first: int, paths: Sequence[str], pixel_type: str,
+                     shape: tuple[int, int]) -> None:
+    """Decode ``paths`` into images ``first...`` of the shared array in the file ``array_path``."""
+    dtype, channels = PIXEL_TYPES[pixel_type]
+    shared = np.memmap(array_path, dtype=dtype, mode="r+", shape=(count, *shape, channels))
+    _read_chunk(paths, pixel_type, shape, out=shared[first:first + len(paths)])
+    del shared  # unmapped: the pages stay in the file, which the caller maps too
+
+
+def _shared_array(shape: tuple[int, ...], dtype: np.dtype) -> tuple[str, np.ndarray] | None:
+    """An array in a file of the memory file system that worker processes can map and write into, or None
+    when there is no such file system with room for it (the workers then send their chunks back)."""
+    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    if not os.path.isdir(SHARED_MEMORY_DIR) or shutil.disk_usage(SHARED_MEMORY_DIR).free < 1.1 * nbytes:
+        return None
+    handle, name = tempfile.mkstemp(dir=SHARED_MEMORY_DIR, prefix="load-folder-")
+    try:
+        os.ftruncate(handle, nbytes)
+    finally:
+        os.close(handle)
+    return name, np.asarray(np.memmap(name, dtype=dtype, mode="r+", shape=shape))
+
+
+def _chunks(items: Sequence, size: int) -> list[list]:
+    return [list(items[start:start + size]) for start in range(0, len(items), size)]
+
+
+def _run(function, calls: list[tuple], workers: int, bar: tqdm, files_at: int = 0):
+    """``function(*call)`` for every call, in order, by the process pool if ``workers`` > 1, else here;
+    advances ``bar`` by the number of files in ``call[files_at]``."""
+    from helpers.stores.disk import in_pool
+
+    results = in_pool(function, calls, workers) if workers > 1 else (function(*call) for call in calls)
+    for call, result in zip(calls, results):
+        bar.update(len(call[files_at]))
+        yield result
+
+
+def _decode_all(names: list[str], pixel_type: str, shape: tuple[int, int], workers: int, bar: tqdm) -> np.ndarray:
+    """Every file decoded into one array, allocated once: chunks written in place by the workers when
+    the memory file system has room, else sent back and copied in, a few chunks in flight at a time."""
+    dtype, channels = PIXEL_TYPES[pixel_type]
+    full_shape = (len(names), *shape, channels)
+    per_chunk = max(1, min(CHUNK_BYTES // (int(np.prod(full_shape[1:])) * np.dtype(dtype).itemsize),
+                           -(-len(names) // (4 * workers))))
+    chunks = _chunks(names, per_chunk)
+    shared = _shared_array(full_shape, dtype) if workers > 1 else None
+    if shared is not None:
+        path, images = shared
+        try:
+            calls = [(path, len(names), index * per_chunk, chunk, pixel_type, shape)
+                     for index, chunk in enumerate(chunks)]
+            for _ in _run(_read_chunk_into, calls, workers, bar, files_at=3):
+                pass
+        finally:
+            os.unlink(path)  # the mapping stays valid; the memory is freed with the array
+        return images
+    images = np.empty(full_shape, dtype=dtype)
+    start = 0
+    for chunk in _run(_read_chunk, [(chunk, pixel_type, shape) for chunk in chunks], workers, bar):
+        images[start:start + len(chunk)] = chunk
+        start += len(chunk)
+    return images
+
+
+# -- the whole folder ------------------------------------------------------------------------------------
+def _checked_size(size: int | Sequence[int] | None) -> tuple[int, int] | None:
+    if size is None:
+        return None
+    values = [size] if isinstance(size, (int, np.integer)) and not isinstance(size, bool) else list(size)
+    if len(values) == 1:
+        values = values * 2
+    if len(values) != 2 or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1
+                               for v in values):
+        raise DatasetError(f"size must be one positive number of pixels or (height, width), got {size!r}")
+    return int(values[0]), int(values[1])
+
+
+def _pixel_type(headers: list[Header], files: list[Path]) -> str:
+    kinds = Counter(header.pixel_type for header in headers)
+    if GREY16 in kinds and len(kinds) > 1:
+        counts = ", ".join(f"{count:,} {kind}" for kind, count in kinds.most_common())
+        first_8bit = next(f for f, h in zip(files, headers) if h.pixel_type != GREY16)
+        raise DatasetError(
+            f"the folder mixes 16-bit and 8-bit images ({counts}; e.g. {first_8bit}): one dataset has one "
+            "pixel type, so convert them to one bit depth or load them as separate folders"
+        )
+    signed = {header.signed for header in headers if header.pixel_type == GREY16}
+    if len(signed) > 1:
+        raise DatasetError(
+            "the folder mixes signed and unsigned 16-bit DICOM files: their stored values mean different "
+            "things (a rescale intercept would be needed), so load them as separate folders"
+        )
+    return RGB8 if RGB8 in kinds else next(iter(kinds))
+
+
+def _shape(headers: list[Header], files: list[Path], size: tuple[int, int] | None) -> tuple[int, int]:
+    if size is not None:
+        return size
+    shapes = Counter((header.height, header.width) for header in headers)
+    if len(shapes) > 1:
+        listed = ", ".join(f"{count:,} of {w}x{h}" for (h, w), count in shapes.most_common(5))
+        more = f" and {len(shapes) - 5} more" if len(shapes) > 5 else ""
+        raise DatasetError(
+            f"the images have {len(shapes)} different sizes (width x height: {listed}{more}); pass size=(height, "
+            f"width) or one number to load_folder, or IMAGE_SIZE=... to make report (--image-size), to resize "
+            "them keeping their aspect ratio and crop the centre"
+        )
+    return next(iter(shapes))
+
+
+def _description(root: Path, listing: FolderListing, files: list[Path], images: np.ndarray, pixel_type: str,
+                 headers: list[Header], size: tuple[int, int] | None, limit: int | None) -> str:
+    formats = Counter(image_format(path) for path in files)
+    shape = "x".join(str(side) for side in images.shape[1:])
+    parts = [
+        f"Folder {root}: {len(images):,} images in {len(listing.class_names)} class(es) "
+        f"({', '.join(listing.class_names[:8])}{', ...' if len(listing.class_names) > 8 else ''}), "
+        f"shape {shape} {images.dtype} ({pixel_type}); files: "
+        + ", ".join(f"{count:,} {name}" for name, count in formats.most_common())
+    ]
+    if size is not None:
+        originals = Counter((h.height, h.width) for h in headers)
+        parts.append(f"resized from {len(originals)} original size(s) to {size[0]}x{size[1]} "
+                     "(aspect ratio kept, centre cropped)")
+    if any(header.signed for header in headers):
+        parts.append(f"signed DICOM values shifted by +{SIGNED_SHIFT} into uint16 "
+                     f"(stored value = pixel - {SIGNED_SHIFT})")
+    if limit is not None and limit < len(listing.files):
+        parts.append(f"the first {len(files):,} of {len(listing.files):,} images (limit)")
+    return "; ".join(parts + listing.notes)
+
+
+def load_folder(
+    path: str | os.PathLike[str],
+    *,
+    size: int | Sequence[int] | None = None,
+    limit: int | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+):
+    """Every image under ``path`` as a ``Dataset``, labelled by first-level subfolder (see the module doc).
+
+    ``size``: None keeps each image's size (all must be equal, else DatasetError listing the sizes);
+    ``(height, width)`` or one number resizes each image keeping its aspect ratio, then crops the centre.
+    ``limit``: read only the first ``limit`` images of the stable order. ``workers``: processes decoding
+    (default: one per CPU; 1 decodes in this process). ``progress``: a progress bar on stderr.
+    """
+    from helpers.datasets import Dataset
+
+    size = _checked_size(size)
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1):
+        raise DatasetError(f"limit must be a positive number of images or None, got {limit!r}")
+    workers = workers if workers is not None else (os.cpu_count() or 1)
+    root = Path(path)
+    listing = list_images(root)
+    files = listing.files[:limit] if limit is not None else listing.files
+    names = [str(file) for file in files]
+
+    from helpers.stores.disk import use_pool
+
+    # one process unless the folder is large enough for the pool to pay (helpers.stores.disk's rule)
+    workers = workers if use_pool(workers, len(files), 2) else 1
+    with tqdm(total=2 * len(files), desc="reading images", unit="file", disable=not progress,
+              leave=False) as bar:
+        bar.set_postfix_str("headers")
+        header_calls = [(chunk,) for chunk in _chunks(names, HEADER_CHUNK_FILES)]
+        headers = [h for chunk in _run(_read_headers, header_calls, workers if len(header_calls) > 1 else 1, bar)
+                   for h in chunk]
+        pixel_type = _pixel_type(headers, files)
+        shape = _shape(headers, files, size)
+        bar.set_postfix_str("pixels")
+        images = _decode_all(names, pixel_type, shape, workers, bar)
+    labels = listing.labels[:len(files)]
+    source = _description(root, listing, files, images, pixel_type, headers, size, limit)
+    return Dataset(images=images, labels=labels, class_names=listing.class_names, source=source)
