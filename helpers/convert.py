@@ -4,7 +4,7 @@
 cluster (a ``LocalCluster`` of processes started and closed here by default, or an existing cluster by its
 scheduler address) and writes the store in one of two ways:
 
-- methods whose batch is made of independent pieces (``Store.piece_images``: PNG shard folders, ...) are
+- methods whose batch is made of independent pieces (``Store.writes_pieces``: PNG shard folders, tar shards) are
   written by every worker at once, each piece atomically, and joined into the batch by ``commit_pieces``
   once all are there; a rerun after a failure writes only the missing pieces;
 - single-writer methods (one LMDB environment, one HDF5 file, one array) get the chunks from the workers,
@@ -204,8 +204,7 @@ def worker_count(client: object) -> int:
 
 def write_piece_task(store: Store, source: Source, index: int) -> int:
     """Read piece ``index``'s images from the source and write the piece; the images written."""
-    start = index * store.piece_images
-    stop = min(start + store.piece_images, source.count)
+    start, stop = store.piece_bounds(index)
     images, labels = source.read(start, stop)
     store.write_piece(index, images, labels)
     return stop - start
@@ -245,7 +244,7 @@ def convert(
         total=data.count, unit="img", unit_scale=True, desc=f"{method} <- {data.description}",
         disable=not progress, file=sys.stderr,
     ) as bar:
-        if store.piece_images:
+        if store.writes_pieces:
             write_pieces(connected, store, data, bar)
         else:
             write_with_one_writer(connected, store, data, int(chunk_size), bar)
@@ -264,7 +263,7 @@ def write_pieces(client: object, store: Store, source: Source, bar: tqdm) -> Non
     first_images, _ = source.read(0, 1)
     pieces = store.begin_pieces(source.count, first_images.shape[1:], first_images.dtype)
     done = store.pieces_done()
-    bar.update(sum(min(store.piece_images, source.count - i * store.piece_images) for i in done))
+    bar.update(sum(stop - start for start, stop in map(store.piece_bounds, done)))
     todo = iter([index for index in range(pieces) if index not in done])
     # The store and the source go to the cluster once, not with every task.
     store_future, source_future = client.scatter([store, source], broadcast=True, hash=False)

@@ -148,7 +148,7 @@ def conversions(
 
 def parallel_writers(method: str) -> bool:
     """Whether separate processes can write ``method``'s batch at once (it is made of pieces)."""
-    return bool(store_class(method).piece_images)
+    return store_class(method).writes_pieces
 
 
 # --- the at-scale chapter -------------------------------------------------------------------------------

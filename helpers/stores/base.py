@@ -330,9 +330,19 @@ class Store(ABC):
             fsync_path(self.root)
 
     # -- a batch written in pieces by many processes (helpers.convert) ------------------------------------
-    #: Images per piece when separate processes may write the batch at once (``write_piece``); 0 when the
+    #: Whether separate processes may write the batch at once, in pieces (``write_piece``); False when the
     #: method's batch is one file that only one writer can build (LMDB, HDF5 without MPI, NumPy).
-    piece_images: ClassVar[int] = 0
+    writes_pieces: ClassVar[bool] = False
+
+    def images_per_piece(self, image_shape: tuple[int, ...], dtype: np.dtype) -> int:
+        """Images in each piece (the last may hold fewer) of a batch of images of this shape and dtype."""
+        raise NotImplementedError(f"the {self.name} method writes its batch with one writer (no pieces)")
+
+    def piece_bounds(self, index: int) -> tuple[int, int]:
+        """(first image, one past the last) of piece ``index`` of the batch being written in pieces."""
+        plan = self._plan()
+        start = index * plan["piece_images"]
+        return start, min(start + plan["piece_images"], plan["count"])
 
     @property
     def pieces_plan_path(self) -> Path:
@@ -344,12 +354,11 @@ class Store(ABC):
         Pieces already written by an interrupted run with the same plan are kept (a rerun finishes the
         batch); anything else, and the previous batch, is removed. Returns the number of pieces.
         """
-        if not self.piece_images:
-            raise NotImplementedError(f"the {self.name} method writes its batch with one writer (no pieces)")
         dtype = np.dtype(dtype)
         check_image_shape(tuple(image_shape), dtype)
+        per_piece = self.images_per_piece(tuple(image_shape), dtype)
         plan = {"method": self.name, "compression": self.compression, "count": int(total),
-                "shape": list(image_shape), "dtype": dtype.name, "piece_images": self.piece_images}
+                "shape": list(image_shape), "dtype": dtype.name, "piece_images": per_piece}
         self.close()
         partial = self.partial_path
         if self._read_plan() != plan:
@@ -365,7 +374,7 @@ class Store(ABC):
             os.replace(self.batch_path, removing)
             remove(removing)
         self._discard_unfinished_pieces(partial)
-        return -(-int(total) // self.piece_images)
+        return -(-int(total) // per_piece)
 
     def _read_plan(self) -> dict | None:
         try:
@@ -397,7 +406,7 @@ class Store(ABC):
                 f"piece {index} holds {len(images)} images of shape {images.shape[1:]} {images.dtype}; "
                 f"the plan expects {expected} of shape {tuple(plan['shape'])} {plan['dtype']}"
             )
-        self._write_piece(self.partial_path, index, images, labels)
+        self._write_piece(self.partial_path, index, images, labels, plan["count"])
 
     def commit_pieces(self) -> None:
         """Join the written pieces into the store's batch, visible from now on; IncompleteStoreError naming
@@ -415,7 +424,10 @@ class Store(ABC):
         self.pieces_plan_path.unlink()
         self._publish(self.partial_path)
 
-    def _write_piece(self, partial: Path, index: int, images: np.ndarray, labels: np.ndarray) -> None:
+    def _write_piece(
+        self, partial: Path, index: int, images: np.ndarray, labels: np.ndarray, count: int
+    ) -> None:
+        """Write piece ``index`` of a batch of ``count`` images atomically (a temporary name, then a rename)."""
         raise NotImplementedError
 
     def _pieces_done(self, partial: Path) -> set[int]:

@@ -288,12 +288,17 @@ class DiskStore(Store):
 
     # A piece is one shard folder, written under a temporary name and renamed when complete, with its
     # labels beside the PNGs until the commit gathers them into labels.csv.
-    piece_images = SHARD_IMAGES
+    writes_pieces = True
+
+    def images_per_piece(self, image_shape: tuple[int, ...], dtype: np.dtype) -> int:
+        return SHARD_IMAGES
 
     def _begin_pieces(self, partial: Path) -> None:
         spread_subfolders(partial)
 
-    def _write_piece(self, partial: Path, index: int, images: np.ndarray, labels: np.ndarray) -> None:
+    def _write_piece(
+        self, partial: Path, index: int, images: np.ndarray, labels: np.ndarray, count: int
+    ) -> None:
         final = partial / f"{index:04d}"
         if final.exists():  # written by an earlier attempt at this task: the same images
             return
