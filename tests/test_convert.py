@@ -42,7 +42,7 @@ def file_bytes(store) -> dict[str, bytes]:
     return {str(p.relative_to(store.batch_path)): p.read_bytes() for p in store.batch_path.rglob("*") if p.is_file()}
 
 
-@pytest.mark.parametrize("method", ["disk", "lmdb", "hdf5"])
+@pytest.mark.parametrize("method", ["disk", "tar", "lmdb", "hdf5"])
 def test_conversion_reads_back_exactly_like_a_serial_store_many(method, scheduler_address, expected, tmp_path):
     assert scheduler_address.startswith("tcp://")
     store = convert(f"synthetic:{DISTINCT}", method, tmp_path / "converted", n=N_IMAGES, chunk_size=700,
@@ -52,7 +52,7 @@ def test_conversion_reads_back_exactly_like_a_serial_store_many(method, schedule
     images, labels = store.read_many(N_IMAGES)
     np.testing.assert_array_equal(images, expected[0])
     np.testing.assert_array_equal(labels, expected[1])
-    if method in ("disk", "hdf5"):  # written by many workers, or chunk by chunk: the same files as serially
+    if method in ("disk", "tar", "hdf5"):  # written by many workers, or chunk by chunk: the same files as serially
         assert file_bytes(store) == file_bytes(serial)
 
 

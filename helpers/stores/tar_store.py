@@ -34,14 +34,17 @@ from __future__ import annotations
 import io
 import mmap
 import os
+import re
 import tarfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from helpers import space
-from helpers.errors import CorruptStoreError, ImageNotFoundError
-from helpers.fileio import replaced_when_written
+from helpers.errors import CorruptStoreError, ImageFormatError, ImageNotFoundError
+from helpers.fileio import fsync_path, replaced_when_written
 from helpers.stores.base import BatchReader, Store, check_count, check_stored
 
 BLOCK = tarfile.BLOCKSIZE  # 512
@@ -51,6 +54,8 @@ LABEL_TEXT = 20  # "-9223372036854775808": the longest int64 as text
 CHUNK = 1024  # samples built in memory at a time when writing
 INDEX_NAME = "index.npy"
 CHECKSUM = slice(148, 156)  # the ustar header's checksum field
+UNKNOWN_COUNT = 10**8  # images a batch of unknown size may hold: keys of 8 digits
+PIECE_WRITING = ".writing-"  # in the name of a shard a process is still writing
 
 
 def shard_name(shard: int) -> str:
@@ -169,19 +174,49 @@ def octal_digits(values: np.ndarray, width: int) -> np.ndarray:
     return ((np.asarray(values, dtype=np.int64)[..., np.newaxis] >> shifts) % 8 + ord("0")).astype(np.uint8)
 
 
-def write_shards(folder: Path, images: np.ndarray, labels: np.ndarray) -> SampleLayout:
-    layout = SampleLayout(len(images), images.shape[1:], images.dtype)
-    writer = SampleWriter(layout)
-    little = images.astype(images.dtype.newbyteorder("<"), copy=False)
-    for shard in range(layout.shards):
-        first = shard * layout.per_shard
-        stop = first + layout.shard_samples(shard)
-        with open(folder / shard_name(shard), "wb") as file:
-            for start in range(first, stop, CHUNK):
-                end = min(start + CHUNK, stop)
-                file.write(writer.samples(little[start:end], labels[start:end], start))
-            file.write(bytes(layout.shard_bytes(shard) - (stop - first) * layout.stride))
-    return layout
+def write_shards(
+    folder: Path, chunks: Iterator[tuple[np.ndarray, np.ndarray]], total: int | None
+) -> SampleLayout:
+    """The shards of a batch arriving in chunks of any size, each shard file written as its samples come.
+
+    The keys' width depends on the number of images: without ``total`` it is taken as 8 digits (up to
+    100,000,000 images), and a batch that turns out larger is refused rather than written with keys that
+    do not sort.
+    """
+    layout = writer = file = None
+    count = 0
+    try:
+        for images, labels in chunks:
+            if layout is None:
+                layout = SampleLayout(total or UNKNOWN_COUNT, images.shape[1:], images.dtype)
+                writer = SampleWriter(layout)
+            little = images.astype(images.dtype.newbyteorder("<"), copy=False)
+            offset = 0
+            while offset < len(images):
+                if count % layout.per_shard == 0:
+                    if file is not None:
+                        close_shard(file, layout, layout.per_shard)
+                    file = open(folder / shard_name(count // layout.per_shard), "wb")
+                take = min(len(images) - offset, layout.per_shard - count % layout.per_shard, CHUNK)
+                file.write(writer.samples(little[offset : offset + take], labels[offset : offset + take], count))
+                offset += take
+                count += take
+        final = SampleLayout(count, layout.image_shape, layout.dtype)
+        if final.key_digits != layout.key_digits:
+            raise ImageFormatError(f"{count:,} images need keys of {final.key_digits} digits; give total= "
+                                   f"to store_chunks for more than {UNKNOWN_COUNT:,} images")
+        close_shard(file, final, final.shard_samples(final.shards - 1))
+        file = None
+        return final
+    finally:
+        if file is not None:
+            file.close()
+
+
+def close_shard(file, layout: SampleLayout, samples: int) -> None:
+    """End a shard of ``samples`` samples as tarfile does (two zero blocks, padding to a whole record)."""
+    file.write(bytes(-(-(samples * layout.stride + 2 * BLOCK) // RECORD) * RECORD - samples * layout.stride))
+    file.close()
 
 
 class TarStore(Store):
@@ -228,10 +263,55 @@ class TarStore(Store):
         check_stored(image.shape, image.dtype, path)
         return image, label
 
-    def _write_batch(self, path: Path, images: np.ndarray, labels: np.ndarray) -> None:
+    def _write_chunks(
+        self, path: Path, chunks: Iterator[tuple[np.ndarray, np.ndarray]], total: int | None
+    ) -> None:
         path.mkdir()
-        layout = write_shards(path, images, labels)
+        layout = write_shards(path, chunks, total)
         np.save(path / INDEX_NAME, layout.index())
+
+    # A piece is one shard, written under a temporary name and renamed when complete; the commit writes the
+    # index, which follows from the number of images alone.
+    writes_pieces = True
+
+    def images_per_piece(self, image_shape: tuple[int, ...], dtype: np.dtype) -> int:
+        return SampleLayout(1, image_shape, dtype).per_shard
+
+    def _write_piece(
+        self, partial: Path, index: int, images: np.ndarray, labels: np.ndarray, count: int
+    ) -> None:
+        final = partial / shard_name(index)
+        if final.exists():  # written by an earlier attempt at this task: the same images
+            return
+        layout = SampleLayout(count, images.shape[1:], images.dtype)
+        writer = SampleWriter(layout)
+        temporary = partial / f"{shard_name(index)}{PIECE_WRITING}{os.getpid()}.{threading.get_ident()}"
+        first = index * layout.per_shard
+        little = images.astype(images.dtype.newbyteorder("<"), copy=False)
+        try:
+            file = open(temporary, "wb")
+            with file:
+                for start in range(0, len(images), CHUNK):
+                    stop = min(start + CHUNK, len(images))
+                    file.write(writer.samples(little[start:stop], labels[start:stop], first + start))
+                close_shard(file, layout, len(images))
+            if self.durable:
+                fsync_path(temporary)
+            os.replace(temporary, final)
+        finally:
+            temporary.unlink(missing_ok=True)
+
+    def _pieces_done(self, partial: Path) -> set[int]:
+        return {int(entry.name[len("shard-") : -len(".tar")]) for entry in partial.iterdir()
+                if re.fullmatch(r"shard-\d{6,}\.tar", entry.name)}
+
+    def _discard_unfinished_pieces(self, partial: Path) -> None:
+        for entry in partial.iterdir():
+            if PIECE_WRITING in entry.name:
+                entry.unlink()
+
+    def _commit_pieces(self, partial: Path, count: int, image_shape: tuple[int, ...], dtype: np.dtype) -> None:
+        np.save(partial / INDEX_NAME, SampleLayout(count, image_shape, dtype).index())
 
     def _read_batch(self, path: Path, num_images: int) -> tuple[np.ndarray, np.ndarray]:
         reader = self.batch_reader()
