@@ -300,8 +300,9 @@ class DiskStore(Store):
         self, partial: Path, index: int, images: np.ndarray, labels: np.ndarray, count: int
     ) -> None:
         final = partial / f"{index:04d}"
-        if final.exists():  # written by an earlier attempt at this task: the same images
+        if (final / PIECE_LABELS).exists():  # written by an earlier attempt at this task: the same images
             return
+        remove(final)  # a piece whose labels an interrupted commit had taken already: written again
         temporary = partial / f"{index:04d}{PIECE_WRITING}{os.getpid()}.{threading.get_ident()}"
         remove(temporary)
         temporary.mkdir()
