@@ -326,8 +326,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m helpers.convert",
         description="Write a dataset into a store in parallel on a Dask cluster (a local one by default). "
-                    "Methods made of pieces (disk PNG shard folders, ...) are written by every worker at once; "
-                    "single-writer methods (lmdb, hdf5, npy) get chunks read by the workers and one writer. "
+                    "Methods made of pieces (disk: PNG shard folders, tar: shards) are written by every worker at "
+                    "once; single-writer methods (lmdb, hdf5, npy, ...) get chunks read by the workers and one writer. "
                     "The store appears only once complete; rerun after a failure to finish it.",
     )
     parser.add_argument("source", help="synthetic (synthetic:K repeats the first K images), METHOD:PATH of an "
