@@ -166,11 +166,17 @@ def scale_writes(
     its seconds, peak and baseline memory, and the data's size; or why it was skipped.
 
     Each method first writes ``probe_images`` (also the untimed first run); one whose estimated full write
-    exceeds ``budget_seconds`` is skipped and its estimate given. The first, a middle and the last chunk of
+    exceeds ``budget_seconds`` is skipped and its estimate given, as is one that does not stream. The first, a middle and the last chunk of
     every full write are read back and compared (``verify_streaming`` checks every chunk, in the benchmark).
     """
     rows = []
     for method in methods:
+        if not store_class(method).streams():
+            rows.append({"method": method, "n_images": scale_images, "streams": False, "estimated_seconds": np.nan,
+                         "seconds": np.nan, "baseline_rss": np.nan, "peak_rss": np.nan, "data_bytes": np.nan,
+                         "skipped": "its store_chunks still gathers the chunks in memory, so it cannot take a "
+                                    "batch larger than RAM"})
+            continue
         root = Path(work_dir) / f"at-scale-{method}"
         probe = write_in_subprocess(method, root, min(probe_images, scale_images))
         estimate = probe["seconds"] * scale_images / probe["n_images"]
