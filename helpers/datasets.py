@@ -21,6 +21,7 @@ import tempfile
 import threading
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -679,3 +680,35 @@ def synthetic_scans(n: int, size: int = 512, seed: int = 0) -> Dataset:
     from helpers import scans
 
     return scans.synthetic_scans(n, size=size, seed=seed)
+
+
+# --- streaming: images made or read chunk by chunk ----------------------------------------------------
+
+
+def synthetic_range(start: int, stop: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Images ``start`` to ``stop - 1`` of the synthetic set and their labels, made in this thread only.
+
+    The same pixels as ``synthetic(n, seed).images[start:stop]`` for any ``n >= stop``: each of
+    ``synthetic``'s fixed chunks comes from its own generator, so only the chunks that overlap the range
+    are made. One thread, so that many worker processes can each make their own ranges.
+    """
+    if isinstance(start, bool) or isinstance(stop, bool) or not 0 <= int(start) < int(stop):
+        raise DatasetError(f"expected 0 <= start < stop, got start={start!r}, stop={stop!r}")
+    start, stop = int(start), int(stop)
+    first_chunk, last_chunk = start // CHUNK_IMAGES, (stop - 1) // CHUNK_IMAGES
+    made = np.concatenate([_synthetic_chunk(seed, chunk) for chunk in range(first_chunk, last_chunk + 1)])
+    offset = first_chunk * CHUNK_IMAGES
+    labels = np.arange(start, stop, dtype=np.int64) % len(SYNTHETIC_CLASS_NAMES)
+    return np.ascontiguousarray(made[start - offset : stop - offset]), labels
+
+
+def synthetic_chunks(
+    n: int, chunk_size: int = 10_000, seed: int = 0
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``synthetic(n, seed)`` as ``(images, labels)`` chunks of ``chunk_size`` images, made as they are
+    taken: image i is the same as in ``synthetic``, and only one chunk is in memory at a time."""
+    for name, value in (("n", n), ("chunk_size", chunk_size)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise DatasetError(f"{name} must be a positive number of images, got {value!r}")
+    for start in range(0, int(n), int(chunk_size)):
+        yield synthetic_range(start, min(start + int(chunk_size), int(n)), seed)

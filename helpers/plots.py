@@ -594,3 +594,43 @@ def compression_trade_off_plot(
     axes.legend(fontsize=8, loc="best")
     save(figure, figures_dir, name)
     return figure
+
+
+def at_scale_memory_plot(writes: pd.DataFrame, figures_dir: str | os.PathLike[str]) -> Figure:
+    """Peak memory of each method's ``store_chunks`` beside the size of the data it wrote (``helpers.scale``)."""
+    written = writes[writes["skipped"] == ""]
+    methods = ordered_methods(list(written["method"]))
+    figure = Figure(figsize=(7, 3.6))
+    axes = figure.add_subplot()
+    positions = np.arange(len(methods))
+    rows = written.set_index("method").loc[methods]
+    mib = 2.0**20
+    axes.bar(positions - 0.2, rows["data_bytes"] / mib, width=0.4, color="#cccccc", label="data written")
+    axes.bar(positions + 0.2, rows["peak_rss"] / mib, width=0.4, color=[method_color(m) for m in methods],
+             label="peak resident memory of the writer")
+    axes.set_xticks(positions, [method_label(m) for m in methods])
+    axes.set_ylabel("MiB")
+    axes.set_title(f"store_chunks of {int(rows['n_images'].iloc[0]):,} images: memory beside data")
+    axes.legend(frameon=False)
+    save(figure, figures_dir, "at_scale_memory")
+    return figure
+
+
+def conversion_speed_up_plot(table: pd.DataFrame, figures_dir: str | os.PathLike[str]) -> Figure:
+    """Seconds of a Dask conversion per method and number of workers (``helpers.scale.conversions``)."""
+    methods = ordered_methods(list(table["method"]))
+    counts = sorted(table["workers"].unique())
+    figure = Figure(figsize=(7, 3.6))
+    axes = figure.add_subplot()
+    width = 0.8 / len(counts)
+    for offset, count in enumerate(counts):
+        rows = table[table["workers"] == count].set_index("method").loc[methods]
+        axes.bar(np.arange(len(methods)) + (offset - (len(counts) - 1) / 2) * width, rows["seconds"], width=width,
+                 color=[method_color(m) for m in methods], alpha=0.45 + 0.55 * offset / max(1, len(counts) - 1),
+                 label=f"{count} worker{'s' if count > 1 else ''}")
+    axes.set_xticks(np.arange(len(methods)), [method_label(m) for m in methods])
+    axes.set_ylabel("seconds")
+    axes.set_title(f"Converting {int(table['n_images'].iloc[0]):,} images on a local Dask cluster")
+    axes.legend(frameon=False)
+    save(figure, figures_dir, "conversion_speed_up")
+    return figure

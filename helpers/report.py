@@ -41,7 +41,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 NOTEBOOKS = (
     "00-setup", "01-single-image", "02-many-images", "03-disk-usage", "04-access-patterns", "05-large-images",
-    "06-compression",
+    "06-compression", "07-at-scale",
     "09-conclusions",
 )
 KERNEL = "python3"
@@ -61,6 +61,8 @@ DEFAULT_COMPRESSIONS = ["zstd", "blosc", "gzip", "lzf", "jpegls", "jpeg:90"]
 QUICK_COMPRESSIONS = ["zstd", "blosc", "jpeg:90"]  # a byte compressor, a bit-shuffling one, a lossy codec
 DEFAULT_COMPRESSION_IMAGES = 2000
 QUICK_COMPRESSION_IMAGES = 300
+DEFAULT_SCALE_IMAGES = 1_000_000  # images written by the at-scale chapter (store_chunks; conversions capped)
+QUICK_SCALE_IMAGES = 2_000
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 PDF_TIMEOUT_SECONDS = 180
 HOW_TO_GET_CHROMIUM = (
@@ -180,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="where the figures are saved as PNG and SVG (default figures/)")
     parser.add_argument("--work-dir", type=Path, default=PROJECT_ROOT / "data" / "work",
                         help="where the stores are written (default data/work/); needs free space")
+    parser.add_argument("--scale-images", type=int, default=None,
+                        help=f"images the at-scale chapter writes (default {DEFAULT_SCALE_IMAGES:,}, "
+                             f"quick {QUICK_SCALE_IMAGES:,})")
     parser.add_argument("--no-pdf", dest="pdf", action="store_false", help="write the HTML report only")
     parser.add_argument("--notebooks", type=parse_names, default=None,
                         help="run only these notebooks, by name or number prefix, e.g. 00,03,09 "
@@ -204,6 +209,10 @@ def notebook_parameters(args: argparse.Namespace, notes: list[str] | None = None
         raise ReportError(f"--repeats must be at least 1, got {repeats}")
     if args.batch_size < 1:
         raise ReportError(f"--batch-size must be at least 1, got {args.batch_size}")
+    scale_images = args.scale_images if args.scale_images is not None else (
+        QUICK_SCALE_IMAGES if args.quick else DEFAULT_SCALE_IMAGES)
+    if scale_images < 1:
+        raise ReportError(f"--scale-images must be at least 1, got {scale_images}")
     dataset = args.dataset
     if dataset not in NAMED_DATASETS:
         dataset = str(Path(dataset).resolve())
@@ -240,6 +249,7 @@ def notebook_parameters(args: argparse.Namespace, notes: list[str] | None = None
         "workers": list(args.workers or DEFAULT_WORKERS),
         "compressions": list(compressions),
         "compression_images": int(compression_images),
+        "scale_images": int(scale_images),
     }
 
 

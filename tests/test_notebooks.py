@@ -26,6 +26,7 @@ DOCUMENTED_PARAMETERS = {
     "workers": [1, 2],
     "compressions": ["zstd", "blosc", "gzip", "lzf", "jpegls", "jpeg:90"],
     "compression_images": 2000,
+    "scale_images": 1000000,
 }
 MAX_CODE_LINES = 8
 

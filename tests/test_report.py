@@ -16,16 +16,17 @@ from helpers.stores import FLOOR, names
 PROJECT = Path(__file__).resolve().parent.parent
 TINY = {"cutoffs": [10, 50], "methods": ["disk", "lmdb", "hdf5"], "repeats": 1, "cold_cache": True,
         "image_size": None, "large_dataset": "scans", "large_cutoffs": [4, 8],
-        "compressions": ["zstd", "gzip", "jpeg:90"], "compression_images": 50}
+        "compressions": ["zstd", "gzip", "jpeg:90"], "compression_images": 50, "scale_images": 500}
 FIGURES = [
     "dataset_samples", "single_image", "store_many_linear", "store_many_log", "read_many_linear", "read_many_log",
     "store_and_read", "per_image_cost", "disk_usage_stacked", "bytes_per_image", "scan_gallery", "large_images",
     "large_images_bytes_per_image",
     "access_read_random", "access_read_epoch", "access_read_many", "access_workers",
-    "compression_trade_off", "compression_trade_off_scans",
+    "compression_trade_off", "compression_trade_off_scans", "at_scale_memory", "conversion_speed_up",
 ]
 SECTIONS = [
     "The dataset and the machine", "One image at a time", "Many images at once", "Disk usage", "Conclusions",
+    "At scale: past RAM and past one process", "Which formats can be written in parallel, and why",
     "Contents", "Parameters of this run", "Recommendations", "Compared with the article", "The cost of durable writes",
     "Large 16-bit images", "Small photos and large scans",
     "Access patterns", "Loader workers", "For shuffled training reads",
@@ -134,6 +135,7 @@ def test_quick_profile_and_explicit_options():
     assert default["cutoffs"] == [10, 100, 1000, 10000, 100000] and default["repeats"] == 3
     assert default["methods"] == [name for name in names() if name != FLOOR]  # every method but the floor
     assert default["methods"][:3] == ["disk", "lmdb", "hdf5"] and "sqlite" in default["methods"]
+    assert default["scale_images"] == report.DEFAULT_SCALE_IMAGES and quick["scale_images"] == report.QUICK_SCALE_IMAGES
     custom = report.notebook_parameters(parser.parse_args(
         ["--quick", "--cutoffs", "50,10", "--repeats", "2", "--no-cold-cache", "--methods", "hdf5"]))
     assert custom["cutoffs"] == [10, 50] and custom["repeats"] == 2 and custom["cold_cache"] is False

@@ -9,8 +9,10 @@ renamed into place when complete, so an interrupted write is never mistaken for 
 from __future__ import annotations
 
 import errno
+import json
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import ClassVar
 
@@ -25,12 +27,13 @@ from helpers.errors import (
     InsufficientSpaceError,
     UnknownCodecError,
 )
-from helpers.fileio import fsync_path, fsync_tree, remove
+from helpers.fileio import fsync_path, fsync_tree, remove, write_atomically
 from helpers.measure import disk_usage, regular_files
 
 SUPPORTED_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16))
 UINT8_CHANNELS = (1, 2, 3, 4)  # grey, grey+alpha, RGB, RGBA: what PNG can hold
 PARTIAL_SUFFIX = ".partial"
+PIECES_PLAN = ".pieces.json"  # inside a partial batch written in pieces: what the pieces add up to
 # A batch being deleted is renamed first, so a kill half-way through the deletion leaves no batch at all
 # rather than a batch with some of its files gone.
 REMOVING_SUFFIX = ".removing"
@@ -285,11 +288,56 @@ class Store(ABC):
         """Store a batch, replacing the previous one; the batch is visible only once complete.
 
         Free space is checked first (InsufficientSpaceError, nothing touched). The previous batch is then
-        removed before the new one is written, so the disk never holds two.
+        removed before the new one is written, so the disk never holds two. The batch is written as one
+        chunk by the same code as ``store_chunks``.
         """
         images, labels = check_batch(images, labels)
         self.check_codec_holds(images.shape[1:], images.dtype)
         self._check_space_for(images)
+        self._replace_batch(
+            iter([(images, labels)]), len(images), lambda: self.estimated_batch_bytes(images),
+            lambda: f"a batch of {len(images)} images",
+        )
+
+    def store_chunks(self, chunks: Iterable[tuple[np.ndarray, object]], *, total: int | None = None) -> int:
+        """Store a batch arriving as ``(images, labels)`` chunks, replacing the previous one; images written.
+
+        Memory stays bounded by a couple of chunks plus the method's own buffers, whatever the total, so a
+        batch larger than RAM can be written from a generator. Every chunk must hold images of the first
+        chunk's shape and dtype (ImageFormatError naming the chunk otherwise). ``total``, the number of
+        images the chunks will hold, lets the free space be checked once for the whole batch before anything
+        is touched (and lets some methods lay the batch out at once); without it, space is checked before
+        each chunk. As with ``store_many``, the batch is visible only once complete: a bad chunk, a full disk
+        or a kill leaves no batch that reads as finished (the previous one is gone either way).
+        """
+        if total is not None and (
+            isinstance(total, (bool, np.bool_)) or not isinstance(total, (int, np.integer)) or total < 1
+        ):
+            raise ImageFormatError(f"total must be a positive number of images or None, got {total!r}")
+        stream = ChunkStream(chunks, None if total is None else int(total))
+        # A broadcast view stands for the whole batch: the space check needs its length, shape and dtype.
+        first_count = len(stream.peek()[0])
+        planned = np.broadcast_to(np.zeros((1, *stream.image_shape), stream.dtype),
+                                  (stream.total or first_count, *stream.image_shape))
+        self._check_space_for(planned)
+        if stream.total is None:
+            stream.before_each = self._check_space_for_chunk
+        self._replace_batch(
+            stream, stream.total, lambda: self.estimated_batch_bytes(planned),
+            lambda: f"a batch of {stream.total or f'{stream.count} or more'} images",
+        )
+        return stream.count
+
+    def _check_space_for_chunk(self, images: np.ndarray, index: int) -> None:
+        if index:  # the first chunk was checked with the previous batch's space counted as free
+            needed = self.estimated_batch_bytes(images)
+            space.check_free_space(self.root, needed, f"chunk {index} ({len(images)} images) of a {self.name} batch")
+
+    def _replace_batch(
+        self, chunks: Iterator[tuple[np.ndarray, np.ndarray]], total: int | None, estimate: Callable[[], int],
+        what: Callable[[], str],
+    ) -> None:
+        """Remove the previous batch, write ``chunks`` at the partial path, and rename it into place."""
         self.close()
         final = self.batch_path
         partial = self.partial_path
@@ -300,20 +348,135 @@ class Store(ABC):
             os.replace(final, removing)
             remove(removing)
         try:
-            self._write_batch(partial, images, labels)
+            self._write_chunks(partial, chunks, total)
         except BaseException as error:
-            full = isinstance(error, Exception) and self._ran_out_of_space(
-                error, self.estimated_batch_bytes(images)
-            )
+            full = isinstance(error, Exception) and self._ran_out_of_space(error, estimate())
             remove(partial)
             if full:
-                raise self._out_of_space(error, f"a batch of {len(images)} images") from error
+                raise self._out_of_space(error, what()) from error
             raise
+        self._publish(partial)
+
+    def _publish(self, partial: Path) -> None:
+        """Make the finished batch at ``partial`` the store's batch (flushed first if durable)."""
         if self.durable:
             fsync_tree(partial)
-        os.replace(partial, final)
+        os.replace(partial, self.batch_path)
         if self.durable:
             fsync_path(self.root)
+
+    # -- a batch written in pieces by many processes (helpers.convert) ------------------------------------
+    #: Whether separate processes may write the batch at once, in pieces (``write_piece``); False when the
+    #: method's batch is one file that only one writer can build (LMDB, HDF5 without MPI, NumPy).
+    writes_pieces: ClassVar[bool] = False
+
+    def images_per_piece(self, image_shape: tuple[int, ...], dtype: np.dtype) -> int:
+        """Images in each piece (the last may hold fewer) of a batch of images of this shape and dtype."""
+        raise NotImplementedError(f"the {self.name} method writes its batch with one writer (no pieces)")
+
+    def piece_bounds(self, index: int) -> tuple[int, int]:
+        """(first image, one past the last) of piece ``index`` of the batch being written in pieces."""
+        plan = self._plan()
+        start = index * plan["piece_images"]
+        return start, min(start + plan["piece_images"], plan["count"])
+
+    @property
+    def pieces_plan_path(self) -> Path:
+        return self.partial_path / PIECES_PLAN
+
+    def begin_pieces(self, total: int, image_shape: tuple[int, ...], dtype: object) -> int:
+        """Prepare the partial batch for ``total`` images written as pieces by any number of processes.
+
+        Pieces already written by an interrupted run with the same plan are kept (a rerun finishes the
+        batch); anything else, and the previous batch, is removed. Returns the number of pieces.
+        """
+        dtype = np.dtype(dtype)
+        check_image_shape(tuple(image_shape), dtype)
+        per_piece = self.images_per_piece(tuple(image_shape), dtype)
+        plan = {"method": self.name, "compression": self.compression, "count": int(total),
+                "shape": list(image_shape), "dtype": dtype.name, "piece_images": per_piece}
+        self.close()
+        partial = self.partial_path
+        if self._read_plan() != plan:
+            planned = np.broadcast_to(np.zeros((1, *image_shape), dtype), (int(total), *image_shape))
+            self._check_space_for(planned)
+            remove(partial)
+            remove(self.batch_path.with_name(self.batch_name + REMOVING_SUFFIX))
+            partial.mkdir()
+            self._begin_pieces(partial)
+            write_atomically(self.pieces_plan_path, json.dumps(plan).encode(), durable=self.durable)
+        if self.batch_path.exists():
+            removing = self.batch_path.with_name(self.batch_name + REMOVING_SUFFIX)
+            os.replace(self.batch_path, removing)
+            remove(removing)
+        self._discard_unfinished_pieces(partial)
+        return -(-int(total) // per_piece)
+
+    def _read_plan(self) -> dict | None:
+        try:
+            return json.loads(self.pieces_plan_path.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def _plan(self) -> dict:
+        plan = self._read_plan()
+        if plan is None:
+            raise IncompleteStoreError(f"no batch is being written in pieces in {self.root}; call begin_pieces")
+        return plan
+
+    def pieces_done(self) -> set[int]:
+        """Indices of the pieces already written (each appears only once complete)."""
+        return self._pieces_done(self.partial_path)
+
+    def write_piece(self, index: int, images: np.ndarray, labels: np.ndarray | list[int]) -> None:
+        """Write piece ``index`` (images ``index * piece_images`` onwards), atomically: a process killed
+        half-way leaves no piece that counts as written. Safe to call from several processes at once."""
+        plan = self._plan()
+        images, labels = check_batch(images, labels)
+        pieces = -(-plan["count"] // plan["piece_images"])
+        if not 0 <= index < pieces:
+            raise ImageFormatError(f"piece {index} is out of range: the batch has pieces 0 to {pieces - 1}")
+        expected = min(plan["piece_images"], plan["count"] - index * plan["piece_images"])
+        if len(images) != expected or list(images.shape[1:]) != plan["shape"] or images.dtype.name != plan["dtype"]:
+            raise ImageFormatError(
+                f"piece {index} holds {len(images)} images of shape {images.shape[1:]} {images.dtype}; "
+                f"the plan expects {expected} of shape {tuple(plan['shape'])} {plan['dtype']}"
+            )
+        self._write_piece(self.partial_path, index, images, labels, plan["count"])
+
+    def commit_pieces(self) -> None:
+        """Join the written pieces into the store's batch, visible from now on; IncompleteStoreError naming
+        the first missing piece if any is."""
+        plan = self._plan()
+        pieces = -(-plan["count"] // plan["piece_images"])
+        missing = sorted(set(range(pieces)) - self.pieces_done())
+        if missing:
+            raise IncompleteStoreError(
+                f"{len(missing)} of {pieces} pieces of the batch in {self.root} are not written "
+                f"(first: piece {missing[0]}); write them and commit again"
+            )
+        self._discard_unfinished_pieces(self.partial_path)  # left by workers killed while writing a piece
+        self._commit_pieces(self.partial_path, plan["count"], tuple(plan["shape"]), np.dtype(plan["dtype"]))
+        self.pieces_plan_path.unlink()
+        self._publish(self.partial_path)
+
+    def _write_piece(
+        self, partial: Path, index: int, images: np.ndarray, labels: np.ndarray, count: int
+    ) -> None:
+        """Write piece ``index`` of a batch of ``count`` images atomically (a temporary name, then a rename)."""
+        raise NotImplementedError
+
+    def _pieces_done(self, partial: Path) -> set[int]:
+        raise NotImplementedError
+
+    def _begin_pieces(self, partial: Path) -> None:
+        """Prepare the empty partial folder for pieces (e.g. file system hints)."""
+
+    def _discard_unfinished_pieces(self, partial: Path) -> None:
+        """Remove what processes killed while writing a piece left behind (pieces are never half there)."""
+
+    def _commit_pieces(self, partial: Path, count: int, image_shape: tuple[int, ...], dtype: np.dtype) -> None:
+        raise NotImplementedError
 
     def estimated_batch_bytes(self, images: np.ndarray) -> int:
         """Disk space storing ``images`` as a batch may take."""
@@ -474,9 +637,33 @@ class Store(ABC):
     @abstractmethod
     def _read_single(self, image_id: int) -> tuple[np.ndarray, int]: ...
 
-    @abstractmethod
     def _write_batch(self, path: Path, images: np.ndarray, labels: np.ndarray) -> None:
-        """Write the whole batch at ``path`` (a temporary name; the caller renames it)."""
+        """Write the whole batch at ``path`` (a temporary name; the caller renames it): one chunk."""
+        self._write_chunks(path, iter([(images, labels)]), len(images))
+
+    def _write_chunks(
+        self, path: Path, chunks: Iterator[tuple[np.ndarray, np.ndarray]], total: int | None
+    ) -> None:
+        """Write the batch at ``path`` from checked chunks of one shape and dtype (``total`` images if known).
+
+        Each method overrides this (or, for a method not yet written for streaming, ``_write_batch``: the
+        chunks are then gathered in memory first, which ``streams`` reports).
+        """
+        parts = list(chunks)
+        images = parts[0][0] if len(parts) == 1 else np.concatenate([images for images, _ in parts])
+        labels = parts[0][1] if len(parts) == 1 else np.concatenate([labels for _, labels in parts])
+        del parts
+        self._write_batch(path, images, labels)
+
+    @classmethod
+    def streams(cls) -> bool:
+        """Whether ``store_chunks`` writes with bounded memory (the method implements ``_write_chunks``)."""
+        return cls._write_chunks is not Store._write_chunks
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls._write_chunks is Store._write_chunks and cls._write_batch is Store._write_batch:
+            raise TypeError(f"{cls.__name__} must implement _write_chunks (or _write_batch)")
 
     def _read_batch(self, path: Path, num_images: int) -> tuple[np.ndarray, np.ndarray]:
         """Read the first ``num_images`` of the batch at ``path`` (validated with check_count): by default
@@ -513,3 +700,73 @@ class Store(ABC):
 def allocated_bytes(path: Path) -> int:
     """Disk space a file or folder tree takes (blocks actually allocated), 0 if it does not exist."""
     return disk_usage(path).allocated if Path(path).exists() else 0
+
+
+class ChunkStream:
+    """The chunks given to ``store_chunks``, checked one by one as the writer takes them.
+
+    The first chunk is taken at once (its shape and dtype are the batch's); each later one must match it.
+    ``before_each(images, index)`` runs before a chunk is handed on (the space check when no total was
+    declared). ``count`` is the number of images handed on so far; a declared ``total`` must be met exactly.
+    """
+
+    def __init__(self, chunks: Iterable[tuple[np.ndarray, object]], total: int | None) -> None:
+        self.total = total
+        self.count = 0
+        self.before_each: Callable[[np.ndarray, int], None] | None = None
+        self._source = iter(chunks)
+        self._index = 0
+        try:
+            first = next(self._source)
+        except StopIteration:
+            raise ImageFormatError("chunks is empty; store_chunks needs at least one chunk of images") from None
+        self._pending: tuple[np.ndarray, np.ndarray] | None = self._check(first)
+        #: The batch's image shape and dtype, from the first chunk (which is not kept once handed on).
+        self.image_shape, self.dtype = self._pending[0].shape[1:], self._pending[0].dtype
+
+    def _check(self, chunk: object) -> tuple[np.ndarray, np.ndarray]:
+        what = f"chunk {self._index}"
+        if not isinstance(chunk, tuple) or len(chunk) != 2:
+            raise ImageFormatError(f"{what} is a {type(chunk).__name__}; each chunk must be an (images, labels) pair")
+        try:
+            images, labels = check_batch(*chunk)
+        except ImageFormatError as error:
+            raise ImageFormatError(f"{what}: {error}") from None
+        if self._index and (images.shape[1:] != self.image_shape or images.dtype != self.dtype):
+            raise ImageFormatError(
+                f"{what} holds images of shape {images.shape[1:]} {images.dtype}; the first chunk's are "
+                f"{self.image_shape} {self.dtype}, and one batch holds one shape and dtype"
+            )
+        if self.total is not None and self.count + len(images) > self.total:
+            raise ImageFormatError(
+                f"{what} brings the batch to {self.count + len(images)} images; total={self.total} was declared"
+            )
+        return images, labels
+
+    def peek(self) -> tuple[np.ndarray, np.ndarray]:
+        """The first chunk, before it is handed on."""
+        assert self._pending is not None and not self._index
+        return self._pending
+
+    def __iter__(self) -> "ChunkStream":
+        return self
+
+    def __next__(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._pending is not None:
+            chunk, self._pending = self._pending, None
+        else:
+            try:
+                raw = next(self._source)
+            except StopIteration:
+                if self.total is not None and self.count != self.total:
+                    raise ImageFormatError(
+                        f"the chunks held {self.count} images; total={self.total} was declared"
+                    ) from None
+                raise
+            chunk = self._check(raw)
+        if self.before_each is not None:
+            self.before_each(chunk[0], self._index)
+        self._index += 1
+        self.count += len(chunk[0])
+        return chunk
+

@@ -45,13 +45,15 @@ from PIL import Image
 from helpers import space
 from helpers.codecs import get_codec
 from helpers.errors import CorruptStoreError, ImageNotFoundError
-from helpers.fileio import spread_subfolders, write_atomically, write_new_file
+from helpers.fileio import fsync_tree, remove, spread_subfolders, write_atomically, write_new_file
 from helpers.stores.base import BatchReader, Store, check_count, check_image_shape
 
 # Below this many images a pool costs more than it saves.
 PARALLEL_THRESHOLD = 256
 READ_CHUNK_IMAGES = 256  # images per call when reading: reads share no folder lock, so any split works
 SHARD_IMAGES = 1000  # images per folder of a batch, and per call a pool worker handles
+PIECE_WRITING = ".writing-"  # in the name of a shard folder a process is still writing
+PIECE_LABELS = "labels.npy"  # a written piece's labels, until the commit puts them in labels.csv
 CSV_ROW_BYTES = 36  # a labels.csv row: "<image id up to 12 digits>,<int64 label up to 20 characters>\r\n"
 
 
@@ -161,12 +163,16 @@ def decode_file(path: Path, shape: tuple[int, ...], dtype: np.dtype, compression
 
 
 def _write_range(folder: str, start: int, images: np.ndarray, compression: str | None = None) -> None:
+    """Images ``start`` onwards, all of one shard, into their shard folder of the batch ``folder``."""
+    shard = png_path(folder, start).parent
+    shard.mkdir(exist_ok=True)
+    write_image_files(shard, start, images, compression)
+
+
+def write_image_files(shard: Path, start: int, images: np.ndarray, compression: str | None) -> None:
     suffix = file_suffix(compression)
     for index, image in enumerate(images, start):
-        path = png_path(folder, index, suffix)
-        if index == start or index % SHARD_IMAGES == 0:
-            path.parent.mkdir(exist_ok=True)
-        write_new_file(path, encode_file(image, compression))
+        write_new_file(shard / f"{index}{suffix}", encode_file(image, compression))
 
 
 def _read_range(
@@ -393,24 +399,85 @@ class DiskStore(Store):
             return decode_png(path, shape, dtype, crc), label
         return decode_single_file(path, shape, dtype, compression, crc), label
 
-    def _write_batch(self, path: Path, images: np.ndarray, labels: np.ndarray) -> None:
+    def _write_chunks(
+        self, path: Path, chunks: Iterator[tuple[np.ndarray, np.ndarray]], total: int | None
+    ) -> None:
+        """Shard folders written as the chunks arrive (by the pool when it pays), labels appended to the CSV.
+
+        Chunks of any size are regrouped into whole shards, so the files are the same however the batch was
+        cut; at most a few shards are in flight, whatever the total.
+        """
         path.mkdir()
         spread_subfolders(path)  # shards in separate block groups: the pool's writers do not contend
-        shards = bounds(len(images), SHARD_IMAGES)  # one writer per folder
-        if use_pool(self.workers, len(images), len(shards)):
-            calls = ((str(path), a, images[a:b], self.compression) for a, b in shards)
-            for _ in in_pool(_write_range, calls, self.workers):
-                pass
-        else:
-            _write_range(str(path), 0, images, self.compression)
         with open(path / "labels.csv", "w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["image_id", "label"])
-            writer.writerows(zip(range(len(labels)), labels.tolist()))
-        batch = {"count": len(images), "shape": list(images.shape[1:]), "dtype": images.dtype.name}
-        if self.compression is not None:
-            batch["compression"] = self.compression
-        (path / "batch.json").write_text(json.dumps(batch))
+            labels_csv = csv.writer(handle)
+            labels_csv.writerow(["image_id", "label"])
+            shards = WholeShards(chunks, lambda start, labels: labels_csv.writerows(
+                zip(range(start, start + len(labels)), labels.tolist())))
+            planned = total if total is not None else PARALLEL_THRESHOLD  # unknown: assume worth a pool
+            if use_pool(self.workers, planned, -(-planned // SHARD_IMAGES) if total else 2):
+                calls = ((str(path), start, images, self.compression) for start, images in shards)
+                for _ in in_pool(_write_range, calls, self.workers):
+                    pass
+            else:
+                for start, images in shards:
+                    _write_range(str(path), start, images, self.compression)
+        write_batch_description(path, shards.count, shards.shape, shards.dtype, self.compression)
+
+    # A piece is one shard folder, written under a temporary name and renamed when complete, with its
+    # labels beside the PNGs until the commit gathers them into labels.csv.
+    writes_pieces = True
+
+    def images_per_piece(self, image_shape: tuple[int, ...], dtype: np.dtype) -> int:
+        return SHARD_IMAGES
+
+    def _begin_pieces(self, partial: Path) -> None:
+        spread_subfolders(partial)
+
+    def _write_piece(
+        self, partial: Path, index: int, images: np.ndarray, labels: np.ndarray, count: int
+    ) -> None:
+        final = partial / f"{index:04d}"
+        if (final / PIECE_LABELS).exists():  # written by an earlier attempt at this task: the same images
+            return
+        remove(final)  # a piece whose labels an interrupted commit had taken already: written again
+        temporary = partial / f"{index:04d}{PIECE_WRITING}{os.getpid()}.{threading.get_ident()}"
+        remove(temporary)
+        temporary.mkdir()
+        try:
+            write_image_files(temporary, index * SHARD_IMAGES, images, self.compression)
+            np.save(temporary / PIECE_LABELS, labels)
+            if self.durable:
+                fsync_tree(temporary)
+            try:
+                os.rename(temporary, final)
+            except OSError:
+                if not (final / PIECE_LABELS).exists():  # not another attempt finishing first
+                    raise
+        finally:
+            remove(temporary)
+
+    def _pieces_done(self, partial: Path) -> set[int]:
+        return {int(entry.name) for entry in partial.iterdir()
+                if entry.name.isdigit() and (entry / PIECE_LABELS).exists()}
+
+    def _discard_unfinished_pieces(self, partial: Path) -> None:
+        for entry in partial.iterdir():
+            if PIECE_WRITING in entry.name:
+                remove(entry)
+
+    def _commit_pieces(self, partial: Path, count: int, image_shape: tuple[int, ...], dtype: np.dtype) -> None:
+        with open(partial / "labels.csv", "w", newline="") as handle:
+            labels_csv = csv.writer(handle)
+            labels_csv.writerow(["image_id", "label"])
+            for index in range(-(-count // SHARD_IMAGES)):
+                piece_labels = partial / f"{index:04d}" / PIECE_LABELS
+                labels = np.load(piece_labels, allow_pickle=False)
+                start = index * SHARD_IMAGES
+                labels_csv.writerows(zip(range(start, start + len(labels)), labels.tolist()))
+        for index in range(-(-count // SHARD_IMAGES)):
+            (partial / f"{index:04d}" / PIECE_LABELS).unlink()
+        write_batch_description(partial, count, image_shape, dtype, self.compression)
 
     def _read_batch(self, path: Path, num_images: int) -> tuple[np.ndarray, np.ndarray]:
         count, shape, dtype = read_batch_description(path)
@@ -447,6 +514,49 @@ class DiskStore(Store):
         if len(labels) != num_images:
             raise CorruptStoreError(f"{path}: holds {len(labels)} labels, expected {num_images} (truncated)")
         return labels
+
+
+class WholeShards:
+    """``(first index, images)`` for each shard of a batch arriving as chunks of any size.
+
+    A chunk's whole shards are passed on as views; the part of a shard split between chunks is gathered
+    first. ``on_labels(first index, labels)`` sees each chunk's labels as it arrives. ``count``, ``shape``
+    and ``dtype`` describe what went through.
+    """
+
+    def __init__(
+        self, chunks: Iterable[tuple[np.ndarray, np.ndarray]], on_labels: Callable[[int, np.ndarray], None]
+    ) -> None:
+        self.chunks, self.on_labels = chunks, on_labels
+        self.count, self.shape, self.dtype = 0, (), np.dtype(np.uint8)
+
+    def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
+        start, gathered, gathered_count = 0, [], 0  # the shard being gathered: first index, parts, images
+        for images, labels in self.chunks:
+            self.on_labels(self.count, labels)
+            self.count += len(images)
+            self.shape, self.dtype = images.shape[1:], images.dtype
+            offset = 0
+            while offset < len(images):
+                shard_end = (start // SHARD_IMAGES + 1) * SHARD_IMAGES
+                take = min(len(images) - offset, shard_end - start - gathered_count)
+                gathered.append(images[offset : offset + take])
+                gathered_count += take
+                offset += take
+                if start + gathered_count == shard_end:
+                    yield start, gathered[0] if len(gathered) == 1 else np.concatenate(gathered)
+                    start, gathered, gathered_count = shard_end, [], 0
+        if gathered:
+            yield start, gathered[0] if len(gathered) == 1 else np.concatenate(gathered)
+
+
+def write_batch_description(
+    path: Path, count: int, shape: tuple[int, ...], dtype: np.dtype, compression: str | None
+) -> None:
+    batch = {"count": int(count), "shape": list(shape), "dtype": np.dtype(dtype).name}
+    if compression is not None:
+        batch["compression"] = compression
+    (path / "batch.json").write_text(json.dumps(batch))
 
 
 def read_batch_description(path: Path) -> tuple[int, tuple[int, ...], np.dtype]:

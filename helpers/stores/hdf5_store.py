@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import mmap
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import h5py
@@ -48,6 +49,7 @@ from helpers.stores.base import BatchReader, Store, check_count, check_stored, w
 
 FORMAT = "image-storage-report/1"
 FILE_OVERHEAD = 16 * 1024  # superblock, object headers, attributes of one file (measured: ~6 KiB)
+CHUNK_BYTES = 1 << 20  # bytes of images per HDF5 chunk when a batch of unknown size is streamed in
 LIBVER = "v110"  # checksummed metadata; readable by HDF5 1.10 and later
 
 
@@ -122,13 +124,33 @@ class Hdf5Store(Store):
         check_stored(image.shape, image.dtype, path)
         return image, label
 
-    def _write_batch(self, path: Path, images: np.ndarray, labels: np.ndarray) -> None:
+    def _write_chunks(
+        self, path: Path, chunks: Iterator[tuple[np.ndarray, np.ndarray]], total: int | None
+    ) -> None:
+        """Each chunk copied into place as it arrives.
+
+        With ``total`` known (always so for ``store_many``) both datasets are laid out at once, contiguous,
+        exactly as writing the whole array would; without it they are chunked and resizable, grown chunk by
+        chunk (HDF5 cannot grow a contiguous dataset), ``CHUNK_BYTES`` of images per HDF5 chunk.
+        """
         with h5py.File(path, "w", libver=LIBVER) as file:
             file.attrs["format"] = FORMAT
             if self.compression is not None:
                 file.attrs["compression"] = self.compression
-            file.create_dataset("images", data=images, **self.filter_options(images.shape[1:], batch=True))
-            file.create_dataset("labels", data=labels)
+            images_data = labels_data = None
+            count = 0
+            for images, labels in chunks:
+                if images_data is None:
+                    images_data, labels_data = create_batch_datasets(
+                        file, images, total, self.filter_options(images.shape[1:], batch=True)
+                    )
+                stop = count + len(images)
+                if total is None:
+                    images_data.resize(stop, axis=0)
+                    labels_data.resize(stop, axis=0)
+                images_data.write_direct(images, dest_sel=np.s_[count:stop])
+                labels_data.write_direct(labels, dest_sel=np.s_[count:stop])
+                count = stop
 
     def filter_options(self, image_shape: tuple[int, ...], batch: bool = False) -> dict:
         """``create_dataset`` arguments for the images: none (contiguous) or one compressed chunk per image."""
@@ -155,6 +177,25 @@ class Hdf5Store(Store):
         if reader.map is not None or blosc_chunks(reader.images) is None:  # mapped: raw pixels, no filter
             return reader
         return BloscChunkReader(reader)
+
+
+def create_batch_datasets(
+    file: h5py.File, first_images: np.ndarray, total: int | None, filters: dict
+) -> tuple[h5py.Dataset, h5py.Dataset]:
+    """Empty ``images`` and ``labels`` datasets for a batch shaped like ``first_images``: ``total`` long, or
+    empty, chunked and resizable when the total is not known. ``filters``: the images' compression options
+    (``Hdf5Store.filter_options``); none lays a known total out contiguous."""
+    image_shape = first_images.shape[1:]
+    if total is not None:
+        images = file.create_dataset("images", shape=(total, *image_shape), dtype=first_images.dtype, **filters)
+        return images, file.create_dataset("labels", shape=(total,), dtype=np.int64)
+    rows = max(1, CHUNK_BYTES // first_images[0].nbytes)
+    images = file.create_dataset(
+        "images", shape=(0, *image_shape), maxshape=(None, *image_shape), dtype=first_images.dtype,
+        **{"chunks": (rows, *image_shape), **filters},
+    )
+    labels = file.create_dataset("labels", shape=(0,), maxshape=(None,), chunks=(CHUNK_BYTES // 8,), dtype=np.int64)
+    return images, labels
 
 
 def batch_datasets(file: h5py.File, path: Path) -> tuple[h5py.Dataset, h5py.Dataset]:

@@ -46,6 +46,9 @@ LABEL = slice(codec.HEADER_SIZE - 8, codec.HEADER_SIZE)  # where each header kee
 unpack_label = struct.Struct("<q").unpack_from  # (label,) from a value at offset LABEL.start
 PAGE = 4096
 MIN_MAP_SIZE = 1 << 20
+# Written pages stay resident while the map is open: reopening the environment after this many bytes keeps
+# a large batch's memory bounded.
+REMAP_BYTES = 64 << 20
 
 
 def image_key(image_id: int) -> bytes:
@@ -163,33 +166,58 @@ class LmdbStore(Store):
             raise ImageNotFoundError(f"no image with id {image_id} in {self.single_path}")
         return codec.decode_value(value, f"{self.single_path} key {image_key(image_id).decode()}")
 
-    def _write_batch(self, path: Path, images: np.ndarray, labels: np.ndarray) -> None:
+    def _write_chunks(
+        self, path: Path, chunks: Iterator[tuple[np.ndarray, np.ndarray]], total: int | None
+    ) -> None:
+        """One write transaction per chunk into ``path`` (atomicity comes from the rename of the folder).
+
+        Values are put with ``putmulti`` in append order. The map is sized for ``total`` when it is known
+        and grown between chunks otherwise. writemap lets LMDB write values straight into the mapped file
+        instead of copying every page through its own buffers (about half the time here); the pages written
+        that way stay in the process's resident set while mapped, so the environment is reopened every
+        ``REMAP_BYTES`` to let them go. The file grows to the whole map, so the unused tail is cut off once
+        the environment is closed.
+        """
         path.mkdir()
-        count = len(images)
-        record_size = codec.HEADER_SIZE + images[0].nbytes
-        description = {"count": count, "shape": list(images.shape[1:]), "dtype": images.dtype.name}
         image_codec = self.image_codec
-        if image_codec is not None:
-            description["compression"] = image_codec.name
-        batch = json.dumps(description)
-
-        def fill(txn: lmdb.Transaction) -> None:
-            cursor = txn.cursor()
-            chunks = encoded_chunks(images, labels) if image_codec is None else compressed_chunks(
-                images, labels, image_codec
-            )
-            for start, records in chunks:
-                cursor.putmulti(zip(batch_keys(start, start + len(records)), records), append=True)
-            txn.put(BATCH_KEY, batch.encode())
-
-        # writemap lets LMDB write values straight into the mapped file instead of copying every page
-        # through its own buffers (about half the time here); it grows the file to the whole map, so the
-        # unused tail is cut off once the environment is closed.
-        map_size = map_size_for(count * record_size, count)
-        with open_environment(path, write=True, map_size=map_size, sync=self.durable, writemap=True) as env:
-            write_with_growth(env, fill)
+        env: lmdb.Environment | None = None
+        count = mapped_since_open = 0
+        shape, dtype = (), np.dtype(np.uint8)
+        try:
+            for images, labels in chunks:
+                if env is None:
+                    shape, dtype = images.shape[1:], images.dtype
+                    # raw size: an upper bound for compressed values too (the map grows if a codec expands)
+                    record_size = codec.HEADER_SIZE + images[0].nbytes
+                    planned = total or len(images)
+                    env = self._open_for_writing(path, map_size_for(planned * record_size, planned))
+                needed = map_size_for((count + len(images)) * record_size, count + len(images))
+                if env.info()["map_size"] < needed:
+                    env.set_mapsize(max(needed, 2 * env.info()["map_size"]))
+                    reserve(path, env.info()["map_size"])
+                write_with_growth(
+                    env, lambda txn, at=count, i=images, l=labels: put_chunk(txn, at, i, l, image_codec)
+                )
+                count += len(images)
+                mapped_since_open += len(images) * record_size
+                if mapped_since_open >= REMAP_BYTES:
+                    map_size = env.info()["map_size"]
+                    env.close()
+                    env, mapped_since_open = self._open_for_writing(path, map_size), 0
+            assert env is not None  # the stream holds at least one chunk
+            description = {"count": count, "shape": list(shape), "dtype": dtype.name}
+            if image_codec is not None:
+                description["compression"] = image_codec.name
+            batch = json.dumps(description)
+            write_with_growth(env, lambda txn: txn.put(BATCH_KEY, batch.encode()))
             used = (env.info()["last_pgno"] + 1) * env.stat()["psize"]
+        finally:
+            if env is not None:
+                env.close()
         os.truncate(path / "data.mdb", used)
+
+    def _open_for_writing(self, path: Path, map_size: int) -> lmdb.Environment:
+        return open_environment(path, write=True, map_size=map_size, sync=self.durable, writemap=True)
 
     def _read_batch(self, path: Path, num_images: int) -> tuple[np.ndarray, np.ndarray]:
         reader = LmdbReader.acquire(path)
@@ -327,6 +355,17 @@ def data_inode(path: Path) -> int:
 def batch_key_list(indices: np.ndarray) -> list[bytes]:
     """The keys of these image positions, made with one array operation."""
     return np.char.zfill(indices.astype("S8"), 8).tolist()
+
+
+def put_chunk(
+    txn: lmdb.Transaction, first: int, images: np.ndarray, labels: np.ndarray, image_codec: Codec | None
+) -> None:
+    """Put images ``first``, ``first + 1``, ... with their labels (compressed by ``image_codec`` if given),
+    in append order."""
+    cursor = txn.cursor()
+    values = encoded_chunks(images, labels) if image_codec is None else compressed_chunks(images, labels, image_codec)
+    for start, records in values:
+        cursor.putmulti(zip(batch_keys(first + start, first + start + len(records)), records), append=True)
 
 
 def batch_keys(start: int, stop: int) -> list[bytes]:

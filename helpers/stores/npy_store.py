@@ -10,6 +10,8 @@ archive, whose zip entries carry CRC-32s that NumPy's reader checks.
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -64,10 +66,24 @@ class NpyStore(Store):
         check_stored(image.shape, image.dtype, path)
         return image, label
 
-    def _write_batch(self, path: Path, images: np.ndarray, labels: np.ndarray) -> None:
+    def _write_chunks(
+        self, path: Path, chunks: Iterator[tuple[np.ndarray, np.ndarray]], total: int | None
+    ) -> None:
+        """Both files written chunk by chunk behind a header that gives the final length.
+
+        The header is written first for ``total`` images (or, not knowing it, with room for any count) and
+        rewritten in place at the end; the pixels follow with ``ndarray.tofile``, as ``np.save`` writes a
+        contiguous array, so ``np.load`` reads the files as it reads those of ``np.save``.
+        """
         path.mkdir()
-        np.save(path / "images.npy", images)
-        np.save(path / "labels.npy", labels)
+        with ExitStack() as files:
+            images_file = labels_file = None
+            for images, labels in chunks:
+                if images_file is None:
+                    images_file = files.enter_context(GrowingNpy(path / "images.npy", images, total))
+                    labels_file = files.enter_context(GrowingNpy(path / "labels.npy", labels, total))
+                images_file.append(images)
+                labels_file.append(labels)
 
     def _read_batch(self, path: Path, num_images: int) -> tuple[np.ndarray, np.ndarray]:
         header, labels = open_batch(path)  # shape and dtype without reading pixels
@@ -92,6 +108,48 @@ def open_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if labels.shape != images.shape[:1] or labels.dtype.kind not in "iu":
         raise CorruptStoreError(f"{path}: {labels.shape} labels for {images.shape[0]} images")
     return images, labels.astype(np.int64)
+
+
+class GrowingNpy:
+    """A ``.npy`` file written chunk by chunk; its header is rewritten with the final length on close.
+
+    The header follows the ``.npy`` format (version 1.0): magic, version, header length, then the dict of
+    ``descr``, ``fortran_order`` and ``shape`` padded with spaces to a multiple of 64 bytes. Its room is set
+    for ``total`` rows, or for the longest count when the total is not known, so the final header always
+    fits in it; the reader ignores the padding.
+    """
+
+    def __init__(self, path: Path, first: np.ndarray, total: int | None) -> None:
+        self.path, self.row_shape, self.dtype, self.count = path, first.shape[1:], first.dtype, 0
+        self.header_size = len(self.header(total if total is not None else 10**19))
+        self.handle = open(path, "wb")
+        self.handle.write(self.header(total or 0))
+
+    def header(self, rows: int, size: int = 0) -> bytes:
+        described = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False,
+                     "shape": (rows, *self.row_shape)}
+        text = repr(described).encode("latin1")
+        length = size or -(-(len(NPY_MAGIC) + 2 + len(text) + 1) // 64) * 64
+        padding = length - len(NPY_MAGIC) - 2 - len(text) - 1
+        return NPY_MAGIC + (length - len(NPY_MAGIC) - 2).to_bytes(2, "little") + text + b" " * padding + b"\n"
+
+    def append(self, rows: np.ndarray) -> None:
+        rows.tofile(self.handle)
+        self.count += len(rows)
+
+    def __enter__(self) -> "GrowingNpy":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            if exc_info[0] is None:
+                self.handle.seek(0)
+                self.handle.write(self.header(self.count, self.header_size))
+        finally:
+            self.handle.close()
+
+
+NPY_MAGIC = b"\x93NUMPY\x01\x00"
 
 
 class NpyReader(BatchReader):

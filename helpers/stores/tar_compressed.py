@@ -16,7 +16,9 @@ import io
 import json
 import mmap
 import tarfile
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -30,24 +32,72 @@ SUFFIXES = {"png": ".png", "jpeg": ".jpg", "webp": ".webp", "jpeg2000": ".jp2", 
 LABEL_TEXT = 20
 
 
+class ShardLayout(Protocol):
+    per_shard: int  # samples per shard
+    key_digits: int  # width of the zero-padded keys
+
+
 def write_compressed_shards(
-    folder: Path, images: np.ndarray, labels: np.ndarray, image_codec: Codec, per_shard: int, index_name: str,
+    folder: Path,
+    chunks: Iterable[tuple[np.ndarray, np.ndarray]],
+    image_codec: Codec,
+    index_name: str,
+    layout: Callable[[tuple[int, ...], np.dtype], ShardLayout],
 ) -> None:
-    """The batch as shards of ``per_shard`` samples, with its index and batch.json."""
+    """The batch as shards, written as its chunks arrive, then its index and batch.json. ``layout``
+    gives the samples per shard and the keys' width for the images' shape and dtype."""
+    rows: list[np.ndarray] = []
+    archive: tarfile.TarFile | None = None
+    count, shape, dtype = 0, (), np.dtype(np.uint8)
+    try:
+        for images, labels in chunks:
+            if archive is None:
+                shape, dtype = images.shape[1:], images.dtype
+                plan = layout(shape, dtype)
+            offset = 0
+            while offset < len(images):
+                shard, filled = divmod(count, plan.per_shard)
+                if filled == 0:
+                    if archive is not None:
+                        archive.close()
+                    archive = tarfile.open(folder / f"shard-{shard:06d}.tar", "w", format=tarfile.USTAR_FORMAT)
+                take = min(len(images) - offset, plan.per_shard - filled)
+                rows.append(add_samples(archive, images[offset : offset + take], labels[offset : offset + take],
+                                        count, image_codec, plan.key_digits, shard))
+                offset += take
+                count += take
+    finally:
+        if archive is not None:
+            archive.close()
+    np.save(folder / index_name, np.concatenate(rows))
+    write_description(folder, count, shape, dtype, image_codec.name)
+
+
+def add_samples(
+    archive: tarfile.TarFile, images: np.ndarray, labels: np.ndarray, first: int, image_codec: Codec,
+    key_digits: int, shard: int,
+) -> np.ndarray:
+    """Samples ``first``, ``first + 1``, ... appended to the open shard ``shard``; their index rows."""
     suffix = SUFFIXES[image_codec.family]
-    digits = max(8, len(str(len(images) - 1)))
     rows = np.empty((len(images), 4), dtype=np.int64)
-    for shard, first in enumerate(range(0, len(images), per_shard)):
-        with tarfile.open(folder / f"shard-{shard:06d}.tar", "w", format=tarfile.USTAR_FORMAT) as archive:
-            for index in range(first, min(first + per_shard, len(images))):
-                key = f"{index:0{digits}d}"
-                payload = image_codec.encode(images[index])
-                rows[index, :2] = shard, add_member(archive, f"{key}.cls", str(int(labels[index])).encode())
-                rows[index, 2:] = add_member(archive, f"{key}{suffix}", payload), len(payload)
-    np.save(folder / index_name, rows)
-    description = {"count": len(images), "shape": list(images.shape[1:]), "dtype": images.dtype.name,
-                   "compression": image_codec.name}
+    rows[:, 0] = shard
+    for position, (image, label) in enumerate(zip(images, labels.tolist())):
+        key = f"{first + position:0{key_digits}d}"
+        payload = image_codec.encode(image)
+        rows[position, 1] = add_member(archive, f"{key}.cls", str(int(label)).encode())
+        rows[position, 2:] = add_member(archive, f"{key}{suffix}", payload), len(payload)
+    return rows
+
+
+def write_description(folder: Path, count: int, shape: tuple[int, ...], dtype: np.dtype, compression: str) -> None:
+    description = {"count": int(count), "shape": list(shape), "dtype": np.dtype(dtype).name,
+                   "compression": compression}
     (folder / BATCH_FILE).write_text(json.dumps(description))
+
+
+def piece_index_name(shard: int) -> str:
+    """Where a shard written as a piece keeps its index rows until the commit gathers them."""
+    return f"shard-{shard:06d}.rows.npy"
 
 
 def add_member(archive: tarfile.TarFile, name: str, data: bytes) -> int:

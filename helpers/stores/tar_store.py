@@ -38,17 +38,23 @@ from __future__ import annotations
 import io
 import mmap
 import os
+import re
 import tarfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from helpers import space
 from helpers.codecs import names as codec_names
-from helpers.errors import CorruptStoreError, ImageNotFoundError
-from helpers.fileio import replaced_when_written
+from helpers.errors import CorruptStoreError, ImageFormatError, ImageNotFoundError
+from helpers.fileio import fsync_path, replaced_when_written
 from helpers.stores.base import BatchReader, Store, check_stored
-from helpers.stores.tar_compressed import CompressedTarReader, recorded_compression, write_compressed_shards
+from helpers.stores.tar_compressed import (
+    CompressedTarReader, add_samples, piece_index_name, recorded_compression, write_compressed_shards,
+    write_description,
+)
 
 BLOCK = tarfile.BLOCKSIZE  # 512
 RECORD = tarfile.RECORDSIZE  # 10,240: tarfile pads an archive's end to whole records
@@ -57,6 +63,8 @@ LABEL_TEXT = 20  # "-9223372036854775808": the longest int64 as text
 CHUNK = 1024  # samples built in memory at a time when writing
 INDEX_NAME = "index.npy"
 CHECKSUM = slice(148, 156)  # the ustar header's checksum field
+UNKNOWN_COUNT = 10**8  # images a batch of unknown size may hold: keys of 8 digits
+PIECE_WRITING = ".writing-"  # in the name of a shard a process is still writing
 
 
 def shard_name(shard: int) -> str:
@@ -175,19 +183,63 @@ def octal_digits(values: np.ndarray, width: int) -> np.ndarray:
     return ((np.asarray(values, dtype=np.int64)[..., np.newaxis] >> shifts) % 8 + ord("0")).astype(np.uint8)
 
 
-def write_shards(folder: Path, images: np.ndarray, labels: np.ndarray) -> SampleLayout:
-    layout = SampleLayout(len(images), images.shape[1:], images.dtype)
+def write_shards(
+    folder: Path, chunks: Iterator[tuple[np.ndarray, np.ndarray]], total: int | None
+) -> SampleLayout:
+    """The shards of a batch arriving in chunks of any size, each shard file written as its samples come.
+
+    The keys' width depends on the number of images: without ``total`` it is taken as 8 digits (up to
+    100,000,000 images), and a batch that turns out larger is refused rather than written with keys that
+    do not sort.
+    """
+    layout = writer = file = None
+    count = 0
+    try:
+        for images, labels in chunks:
+            if layout is None:
+                layout = SampleLayout(total or UNKNOWN_COUNT, images.shape[1:], images.dtype)
+                writer = SampleWriter(layout)
+            little = images.astype(images.dtype.newbyteorder("<"), copy=False)
+            offset = 0
+            while offset < len(images):
+                if count % layout.per_shard == 0:
+                    if file is not None:
+                        close_shard(file, layout, layout.per_shard)
+                    file = open(folder / shard_name(count // layout.per_shard), "wb")
+                take = min(len(images) - offset, layout.per_shard - count % layout.per_shard, CHUNK)
+                file.write(writer.samples(little[offset : offset + take], labels[offset : offset + take], count))
+                offset += take
+                count += take
+        final = SampleLayout(count, layout.image_shape, layout.dtype)
+        if final.key_digits != layout.key_digits:
+            raise ImageFormatError(f"{count:,} images need keys of {final.key_digits} digits; give total= "
+                                   f"to store_chunks for more than {UNKNOWN_COUNT:,} images")
+        close_shard(file, final, final.shard_samples(final.shards - 1))
+        file = None
+        return final
+    finally:
+        if file is not None:
+            file.close()
+
+
+def write_raw_shard(
+    file_path: Path, layout: SampleLayout, images: np.ndarray, labels: np.ndarray, first: int
+) -> None:
+    """One whole shard of raw samples ``first``, ``first + 1``, ... in the file ``file_path``."""
     writer = SampleWriter(layout)
     little = images.astype(images.dtype.newbyteorder("<"), copy=False)
-    for shard in range(layout.shards):
-        first = shard * layout.per_shard
-        stop = first + layout.shard_samples(shard)
-        with open(folder / shard_name(shard), "wb") as file:
-            for start in range(first, stop, CHUNK):
-                end = min(start + CHUNK, stop)
-                file.write(writer.samples(little[start:end], labels[start:end], start))
-            file.write(bytes(layout.shard_bytes(shard) - (stop - first) * layout.stride))
-    return layout
+    file = open(file_path, "wb")
+    with file:
+        for start in range(0, len(images), CHUNK):
+            stop = min(start + CHUNK, len(images))
+            file.write(writer.samples(little[start:stop], labels[start:stop], first + start))
+        close_shard(file, layout, len(images))
+
+
+def close_shard(file, layout: SampleLayout, samples: int) -> None:
+    """End a shard of ``samples`` samples as tarfile does (two zero blocks, padding to a whole record)."""
+    file.write(bytes(-(-(samples * layout.stride + 2 * BLOCK) // RECORD) * RECORD - samples * layout.stride))
+    file.close()
 
 
 class TarStore(Store):
@@ -235,14 +287,77 @@ class TarStore(Store):
         check_stored(image.shape, image.dtype, path)
         return image, label
 
-    def _write_batch(self, path: Path, images: np.ndarray, labels: np.ndarray) -> None:
+    def _write_chunks(
+        self, path: Path, chunks: Iterator[tuple[np.ndarray, np.ndarray]], total: int | None
+    ) -> None:
         path.mkdir()
         if self.compression is not None:
-            per_shard = SampleLayout(len(images), images.shape[1:], images.dtype).per_shard
-            write_compressed_shards(path, images, labels, self.image_codec, per_shard, INDEX_NAME)
+            write_compressed_shards(path, chunks, self.image_codec, INDEX_NAME, lambda shape, dtype: (
+                SampleLayout(total or UNKNOWN_COUNT, shape, dtype)))
             return
-        layout = write_shards(path, images, labels)
+        layout = write_shards(path, chunks, total)
         np.save(path / INDEX_NAME, layout.index())
+
+    # A piece is one shard, written under a temporary name and renamed when complete; the commit writes the
+    # index, which for raw samples follows from the number of images alone, and for compressed ones is
+    # gathered from each piece's own rows.
+    writes_pieces = True
+
+    def images_per_piece(self, image_shape: tuple[int, ...], dtype: np.dtype) -> int:
+        return SampleLayout(1, image_shape, dtype).per_shard
+
+    def _write_piece(
+        self, partial: Path, index: int, images: np.ndarray, labels: np.ndarray, count: int
+    ) -> None:
+        final = partial / shard_name(index)
+        if index in self._pieces_done(partial):  # written by an earlier attempt at this task: the same images
+            return
+        layout = SampleLayout(count, images.shape[1:], images.dtype)
+        writing = f"{PIECE_WRITING}{os.getpid()}.{threading.get_ident()}"
+        temporary = partial / f"{shard_name(index)}{writing}"
+        rows_temporary = partial / f"{piece_index_name(index)}{writing}"
+        first = index * layout.per_shard
+        try:
+            if self.compression is None:
+                write_raw_shard(temporary, layout, images, labels, first)
+            else:  # the rows first: a shard in place always has them
+                with tarfile.open(temporary, "w", format=tarfile.USTAR_FORMAT) as archive:
+                    rows = add_samples(archive, images, labels, first, self.image_codec, layout.key_digits, index)
+                with open(rows_temporary, "wb") as out:
+                    np.save(out, rows)
+                if self.durable:
+                    fsync_path(rows_temporary)
+                os.replace(rows_temporary, partial / piece_index_name(index))
+            if self.durable:
+                fsync_path(temporary)
+            os.replace(temporary, final)
+        finally:
+            temporary.unlink(missing_ok=True)
+            rows_temporary.unlink(missing_ok=True)
+
+    def _pieces_done(self, partial: Path) -> set[int]:
+        """Shards in place (and, compressed, with their index rows: a commit cut short may have taken them)."""
+        shards = {int(entry.name[len("shard-") : -len(".tar")]) for entry in partial.iterdir()
+                  if re.fullmatch(r"shard-\d{6,}\.tar", entry.name)}
+        if self.compression is None:
+            return shards
+        return {shard for shard in shards if (partial / piece_index_name(shard)).exists()}
+
+    def _discard_unfinished_pieces(self, partial: Path) -> None:
+        for entry in partial.iterdir():
+            if PIECE_WRITING in entry.name:
+                entry.unlink()
+
+    def _commit_pieces(self, partial: Path, count: int, image_shape: tuple[int, ...], dtype: np.dtype) -> None:
+        layout = SampleLayout(count, image_shape, dtype)
+        if self.compression is None:
+            np.save(partial / INDEX_NAME, layout.index())
+            return
+        rows_files = [partial / piece_index_name(shard) for shard in range(layout.shards)]
+        np.save(partial / INDEX_NAME, np.concatenate([np.load(file, allow_pickle=False) for file in rows_files]))
+        write_description(partial, count, image_shape, dtype, self.image_codec.name)
+        for file in rows_files:
+            file.unlink()
 
     def _open_reader(self, path: Path) -> BatchReader:
         return TarReader(path) if recorded_compression(path) is None else CompressedTarReader(path, INDEX_NAME)
