@@ -55,6 +55,18 @@ def test_chunks_read_back_like_store_many(method, total, tmp_path):
         assert file_bytes(chunked) == file_bytes(serial)
 
 
+@pytest.mark.parametrize("compression", [None, "zstd"])
+def test_zarr_without_a_total_grows_shard_by_shard_into_the_layout_its_count_gives(compression, tmp_path):
+    images = random_images(2_345, shape=(64, 64, 3))  # 32 images a chunk, 1,024 a shard (4,096 compressed)
+    labels = np.arange(2_345)
+    serial = open_store("zarr", tmp_path / "serial", compression=compression)
+    serial.store_many(images, labels)
+    chunked = open_store("zarr", tmp_path / "chunked", compression=compression)
+    chunked.store_chunks(cut(images, labels, [5, 1_500, 3, 837]))
+    np.testing.assert_array_equal(chunked.read_many(2_345)[0], images)
+    assert file_bytes(chunked) == file_bytes(serial)
+
+
 def lossless_compressions() -> list[tuple[str, str]]:
     """(method, the first lossless compression it takes) for every method that takes one."""
     cases = []
@@ -136,7 +148,7 @@ def test_without_a_total_space_is_checked_before_each_chunk(method, tmp_path, mo
     assert not store.partial_path.exists() and not store.batch_path.exists()
 
 
-@pytest.mark.parametrize("method,declare", [("lmdb", True), ("lmdb", False), ("hdf5", False), ("tar", False)])
+@pytest.mark.parametrize("method,declare", [("lmdb", True), ("lmdb", False), ("hdf5", False), ("tar", False), ("zarr", False)])
 def test_memory_stays_bounded_whatever_the_total(method, declare, tmp_path):
     """200,000 CIFAR-shaped images (614 MB) in chunks of 2,000 (6 MB): the writing process grows by less
     than 128 MB, measured in a fresh process by its kernel high-water mark."""

@@ -702,6 +702,43 @@ def allocated_bytes(path: Path) -> int:
     return disk_usage(path).allocated if Path(path).exists() else 0
 
 
+class AlignedBlocks:
+    """``(first index, images)`` blocks of ``block_images`` images (the last may be short), regrouped from a
+    batch arriving as chunks of any size, so that a writer whose files hold fixed runs of images (PNG shard
+    folders, Zarr shards) writes each file once, whole.
+
+    A chunk's whole blocks are passed on as views; a block split between chunks is gathered first.
+    ``on_labels(first index, labels)`` sees each chunk's labels as it arrives. ``count``, ``shape`` and
+    ``dtype`` describe what went through.
+    """
+
+    def __init__(
+        self, chunks: Iterable[tuple[np.ndarray, np.ndarray]], block_images: int,
+        on_labels: Callable[[int, np.ndarray], None],
+    ) -> None:
+        self.chunks, self.block_images, self.on_labels = chunks, block_images, on_labels
+        self.count, self.shape, self.dtype = 0, (), np.dtype(np.uint8)
+
+    def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
+        start, gathered, gathered_count = 0, [], 0  # the block being gathered: first index, parts, images
+        for images, labels in self.chunks:
+            self.on_labels(self.count, labels)
+            self.count += len(images)
+            self.shape, self.dtype = images.shape[1:], images.dtype
+            offset = 0
+            while offset < len(images):
+                block_end = (start // self.block_images + 1) * self.block_images
+                take = min(len(images) - offset, block_end - start - gathered_count)
+                gathered.append(images[offset : offset + take])
+                gathered_count += take
+                offset += take
+                if start + gathered_count == block_end:
+                    yield start, gathered[0] if len(gathered) == 1 else np.concatenate(gathered)
+                    start, gathered, gathered_count = block_end, [], 0
+        if gathered:
+            yield start, gathered[0] if len(gathered) == 1 else np.concatenate(gathered)
+
+
 class ChunkStream:
     """The chunks given to ``store_chunks``, checked one by one as the writer takes them.
 

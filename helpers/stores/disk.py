@@ -46,7 +46,7 @@ from helpers import space
 from helpers.codecs import get_codec
 from helpers.errors import CorruptStoreError, ImageNotFoundError
 from helpers.fileio import fsync_tree, remove, spread_subfolders, write_atomically, write_new_file
-from helpers.stores.base import BatchReader, Store, check_count, check_image_shape
+from helpers.stores.base import AlignedBlocks, BatchReader, Store, check_count, check_image_shape
 
 # Below this many images a pool costs more than it saves.
 PARALLEL_THRESHOLD = 256
@@ -412,7 +412,7 @@ class DiskStore(Store):
         with open(path / "labels.csv", "w", newline="") as handle:
             labels_csv = csv.writer(handle)
             labels_csv.writerow(["image_id", "label"])
-            shards = WholeShards(chunks, lambda start, labels: labels_csv.writerows(
+            shards = AlignedBlocks(chunks, SHARD_IMAGES, lambda start, labels: labels_csv.writerows(
                 zip(range(start, start + len(labels)), labels.tolist())))
             planned = total if total is not None else PARALLEL_THRESHOLD  # unknown: assume worth a pool
             if use_pool(self.workers, planned, -(-planned // SHARD_IMAGES) if total else 2):
@@ -514,40 +514,6 @@ class DiskStore(Store):
         if len(labels) != num_images:
             raise CorruptStoreError(f"{path}: holds {len(labels)} labels, expected {num_images} (truncated)")
         return labels
-
-
-class WholeShards:
-    """``(first index, images)`` for each shard of a batch arriving as chunks of any size.
-
-    A chunk's whole shards are passed on as views; the part of a shard split between chunks is gathered
-    first. ``on_labels(first index, labels)`` sees each chunk's labels as it arrives. ``count``, ``shape``
-    and ``dtype`` describe what went through.
-    """
-
-    def __init__(
-        self, chunks: Iterable[tuple[np.ndarray, np.ndarray]], on_labels: Callable[[int, np.ndarray], None]
-    ) -> None:
-        self.chunks, self.on_labels = chunks, on_labels
-        self.count, self.shape, self.dtype = 0, (), np.dtype(np.uint8)
-
-    def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
-        start, gathered, gathered_count = 0, [], 0  # the shard being gathered: first index, parts, images
-        for images, labels in self.chunks:
-            self.on_labels(self.count, labels)
-            self.count += len(images)
-            self.shape, self.dtype = images.shape[1:], images.dtype
-            offset = 0
-            while offset < len(images):
-                shard_end = (start // SHARD_IMAGES + 1) * SHARD_IMAGES
-                take = min(len(images) - offset, shard_end - start - gathered_count)
-                gathered.append(images[offset : offset + take])
-                gathered_count += take
-                offset += take
-                if start + gathered_count == shard_end:
-                    yield start, gathered[0] if len(gathered) == 1 else np.concatenate(gathered)
-                    start, gathered, gathered_count = shard_end, [], 0
-        if gathered:
-            yield start, gathered[0] if len(gathered) == 1 else np.concatenate(gathered)
 
 
 def write_batch_description(

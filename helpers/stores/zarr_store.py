@@ -58,7 +58,9 @@ them whatever ``compression=`` the reader was opened with; the group's ``compres
 
 from __future__ import annotations
 
+import itertools
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -68,7 +70,9 @@ from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
 from helpers import space
 from helpers.errors import CorruptStoreError, ImageNotFoundError, StorageReportError
 from helpers.fileio import fsync_path, fsync_tree, remove
-from helpers.stores.base import PARTIAL_SUFFIX, REMOVING_SUFFIX, BatchReader, Store, check_stored
+from helpers.stores.base import (
+    PARTIAL_SUFFIX, REMOVING_SUFFIX, AlignedBlocks, BatchReader, Store, check_stored,
+)
 
 FORMAT = "image-storage-report/1"
 CHUNK_BYTES = 384 * 1024  # bytes of pixels per chunk (see the table above)
@@ -79,6 +83,7 @@ INDEX_ENTRY_BYTES = 16  # offset and length of one chunk in a shard's index
 KEY_ENCODING = {"name": "default", "configuration": {"separator": "."}}
 METADATA_BYTES = 4096  # one zarr.json (about 1 KiB), rounded up to a block
 COMPRESSED_PER_SHARD = 4096  # images (one per chunk) per shard file of a compressed batch
+UNBOUNDED = 2**62  # a number of images larger than any batch: the layout of a batch whose size is not known
 
 
 def layout(count: int, image_shape: tuple[int, ...], itemsize: int, compressed: bool = False) -> tuple[int, int]:
@@ -116,14 +121,14 @@ def compressors(compression: str | None) -> list:
     return [BloscCodec(cname="zstd", clevel=int(level or 5), shuffle="bitshuffle"), Crc32cCodec()]
 
 
-def create_array(group: zarr.Group, name: str, data: np.ndarray, chunks: tuple[int, ...],
-                 shards: tuple[int, ...] | None = None, compression: str | None = None) -> None:
-    array = group.create_array(
-        name, shape=data.shape, dtype=data.dtype, chunks=chunks, shards=shards, filters=None,
+def create_array(group: zarr.Group, name: str, shape: tuple[int, ...], dtype: np.dtype, chunks: tuple[int, ...],
+                 shards: tuple[int, ...] | None = None, compression: str | None = None) -> zarr.Array:
+    """An empty array of this library's layout, every chunk written even if all zeros."""
+    return group.create_array(
+        name, shape=shape, dtype=dtype, chunks=chunks, shards=shards, filters=None,
         compressors=compressors(compression), fill_value=0, chunk_key_encoding=KEY_ENCODING,
         config={"write_empty_chunks": True},
     )
-    array[...] = data
 
 
 def open_group(path: Path) -> zarr.Group:
@@ -215,7 +220,7 @@ class ZarrStore(Store):
         remove(partial)
         try:
             group = zarr.open_group(partial, mode="w-", attributes={"format": FORMAT, "label": label})
-            create_array(group, "image", image, chunks=image.shape, compression=self.compression)
+            create_array(group, "image", image.shape, image.dtype, image.shape, compression=self.compression)[...] = image
             if self.durable:
                 fsync_tree(partial)
         except BaseException:
@@ -253,15 +258,45 @@ class ZarrStore(Store):
             raise CorruptStoreError(f"{chunk}: cannot read the image ({error})") from None
 
     # -- the batch ---------------------------------------------------------------------------------
-    def _write_batch(self, path: Path, images: np.ndarray, labels: np.ndarray) -> None:
+    def _write_chunks(
+        self, path: Path, chunks: Iterator[tuple[np.ndarray, np.ndarray]], total: int | None
+    ) -> None:
+        """The images written a whole shard at a time as the chunks arrive; the labels (8 bytes an image)
+        gathered and written at the end.
+
+        The layout depends on the number of images only while it is below one full shard's worth, so
+        without ``total`` that many are gathered first: a batch that ends sooner gets its exact layout,
+        a longer one the full-shard layout, which is then the same as its count would give, and its array
+        grows shard by shard.
+        """
         compressed = self.compression is not None
-        per_chunk, per_shard = layout(len(images), images.shape[1:], images.dtype.itemsize, compressed)
+        chunks = iter(chunks)
+        head: list[tuple[np.ndarray, np.ndarray]] = []
+        gathered = 0
+        for images, labels in chunks:
+            head.append((images, labels))
+            gathered += len(images)
+            full_shard = layout(UNBOUNDED, images.shape[1:], images.dtype.itemsize, compressed)[1]
+            if total is not None or gathered >= full_shard:
+                break
+        else:
+            total = gathered  # the whole batch is in hand
+        image_shape, dtype = head[0][0].shape[1:], head[0][0].dtype
+        per_chunk, per_shard = layout(total or UNBOUNDED, image_shape, dtype.itemsize, compressed)
         attributes = {"format": FORMAT, **({"compression": self.compression} if compressed else {})}
         group = zarr.open_group(path, mode="w-", attributes=attributes)
-        image_shape = images.shape[1:]
-        create_array(group, "images", images, chunks=(per_chunk, *image_shape), shards=(per_shard, *image_shape),
-                     compression=self.compression)
-        create_array(group, "labels", labels, chunks=labels.shape)
+        images_array = create_array(group, "images", (total or 0, *image_shape), dtype, (per_chunk, *image_shape),
+                                    shards=(per_shard, *image_shape), compression=self.compression)
+        labels_parts: list[np.ndarray] = []
+        blocks = AlignedBlocks(itertools.chain(head, chunks), per_shard, lambda _, labels: labels_parts.append(labels))
+        del head
+        for start, images in blocks:
+            stop = start + len(images)
+            if total is None:
+                images_array.resize((stop, *image_shape))
+            images_array[start:stop] = images
+        labels = np.concatenate(labels_parts)
+        create_array(group, "labels", labels.shape, labels.dtype, labels.shape)[...] = labels
 
     def _open_reader(self, path: Path) -> "ZarrReader":
         return ZarrReader(path)
