@@ -9,7 +9,9 @@ scheduler address) and writes the store in one of two ways:
   once all are there; a rerun after a failure writes only the missing pieces;
 - single-writer methods (one LMDB environment, one HDF5 file, one array) get the chunks from the workers,
   in order and a few at a time, and write them here with ``store_chunks``; a failure leaves nothing that
-  reads as complete, and a rerun writes the batch again.
+  reads as complete, and a rerun writes the batch again. Where the method encodes each image with a codec
+  (``Store.encodes_each_image`` and ``compression=``), the workers encode, so the costly part runs in
+  parallel and the writer only puts the bytes in place.
 
 Either way the store reads back exactly as if ``store_many`` had been given the same images. The workers
 and this process must see the same file system (a local cluster always does). From a shell:
@@ -34,7 +36,9 @@ from tqdm import tqdm  # plain text: tqdm.auto needs ipywidgets inside notebooks
 
 from helpers import datasets
 from helpers.errors import DatasetError, StorageReportError
+from helpers.codecs import get_codec
 from helpers.stores import Store, names, open_store
+from helpers.stores.codec import EncodedImages
 
 DEFAULT_CHUNK_IMAGES = 10_000
 SYNTHETIC = "synthetic"
@@ -210,8 +214,14 @@ def write_piece_task(store: Store, source: Source, index: int) -> int:
     return stop - start
 
 
-def read_task(source: Source, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-    return source.read(start, stop)
+def read_task(
+    source: Source, start: int, stop: int, codec_name: str | None = None
+) -> tuple[np.ndarray | EncodedImages, np.ndarray]:
+    """Images ``start`` to ``stop - 1`` and their labels, the images encoded here by ``codec_name`` if given."""
+    images, labels = source.read(start, stop)
+    if codec_name is None:
+        return images, labels
+    return EncodedImages.encode(images, get_codec(codec_name)), labels
 
 
 # --- converting ------------------------------------------------------------------------------------------
@@ -290,26 +300,28 @@ def write_pieces(client: object, store: Store, source: Source, bar: tqdm) -> Non
 
 
 def write_with_one_writer(client: object, store: Store, source: Source, chunk_size: int, bar: tqdm) -> None:
-    """The workers read (and make) chunks; this process writes them in order with ``store_chunks``.
+    """The workers read (and make) chunks, and encode them when the store encodes each image with a codec;
+    this process writes them in order with ``store_chunks``.
 
     A few chunks per worker are in flight, so memory here stays a few chunks whatever the total.
     """
     ranges = [(start, min(start + chunk_size, source.count)) for start in range(0, source.count, chunk_size)]
     source_future = client.scatter(source, broadcast=True, hash=False)
     window = 2 * worker_count(client)
+    codec_name = store.image_codec.name if store.encodes_each_image and store.image_codec is not None else None
 
     def chunks() -> Iterator[tuple[np.ndarray, np.ndarray]]:
         pending: deque = deque()
         upcoming = iter(ranges)
         try:
             for start, stop in upcoming:
-                pending.append(client.submit(read_task, source_future, start, stop, pure=False))
+                pending.append(client.submit(read_task, source_future, start, stop, codec_name, pure=False))
                 if len(pending) >= window:
                     break
             while pending:
                 images, labels = pending.popleft().result()
                 for start, stop in upcoming:
-                    pending.append(client.submit(read_task, source_future, start, stop, pure=False))
+                    pending.append(client.submit(read_task, source_future, start, stop, codec_name, pure=False))
                     break
                 bar.update(len(images))
                 yield images, labels

@@ -11,7 +11,9 @@ import pytest
 
 from helpers import datasets, space
 from helpers.errors import DatasetError, ImageFormatError, ImageNotFoundError, InsufficientSpaceError
+from helpers.codecs import get_codec
 from helpers.stores import names, open_store, store_class
+from helpers.stores.codec import EncodedImages
 
 METHODS = names()
 
@@ -88,6 +90,35 @@ def test_compressed_chunks_read_back_exactly(method, compression, tmp_path):
     np.testing.assert_array_equal(read_images, images)
     np.testing.assert_array_equal(read_labels, labels)
     np.testing.assert_array_equal(reader.read_indices([1_299, 700, 0])[0], images[[1_299, 700, 0]])
+
+
+ENCODING_METHODS = [method for method in METHODS if store_class(method).encodes_each_image]
+
+
+@pytest.mark.parametrize("method", ENCODING_METHODS)
+def test_chunks_encoded_elsewhere_are_written_as_the_store_would_encode_them(method, tmp_path):
+    images, labels = random_images(1_100), np.arange(1_100) % 9
+    serial = open_store(method, tmp_path / "serial", compression="zstd")
+    serial.store_many(images, labels)
+    image_codec = get_codec("zstd")
+    encoded = ((EncodedImages.encode(part, image_codec), part_labels) for part, part_labels in cut(images, labels, [600, 500]))
+    store = open_store(method, tmp_path / "encoded", compression="zstd")
+    assert store.store_chunks(encoded, total=1_100) == 1_100
+    read_images, read_labels = open_store(method, tmp_path / "encoded").read_many(1_100)
+    np.testing.assert_array_equal(read_images, images)
+    np.testing.assert_array_equal(read_labels, labels)
+    if method == "tar":
+        assert file_bytes(store) == file_bytes(serial)
+
+
+def test_encoded_chunks_are_refused_where_they_cannot_be_written_as_they_are(tmp_path):
+    chunk = [(EncodedImages.encode(random_images(3), get_codec("zstd")), [0, 1, 2])]
+    with pytest.raises(ImageFormatError, match="chunk 0: images encoded with 'zstd:3'; this store encodes with 'png:6'"):
+        open_store(ENCODING_METHODS[0], tmp_path / "png", compression="png").store_chunks(chunk)
+    with pytest.raises(ImageFormatError, match="taken only by a store that encodes each image"):
+        open_store(ENCODING_METHODS[0], tmp_path / "raw").store_chunks(chunk)
+    with pytest.raises(ImageFormatError, match="taken only by a store that encodes each image"):
+        open_store("hdf5", tmp_path / "hdf5", compression="zstd").store_chunks(chunk)
 
 
 @pytest.mark.parametrize("method", METHODS)

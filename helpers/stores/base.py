@@ -29,6 +29,7 @@ from helpers.errors import (
 )
 from helpers.fileio import fsync_path, fsync_tree, remove, write_atomically
 from helpers.measure import disk_usage, regular_files
+from helpers.stores.codec import EncodedImages
 
 SUPPORTED_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16))
 UINT8_CHANNELS = (1, 2, 3, 4)  # grey, grey+alpha, RGB, RGBA: what PNG can hold
@@ -107,9 +108,19 @@ def check_image_id(image_id: object) -> int:
     return int(image_id)
 
 
-def check_batch(images: object, labels: object) -> tuple[np.ndarray, np.ndarray]:
-    """A batch as (images C-contiguous, labels int64), or ImageFormatError naming the problem."""
-    if not isinstance(images, np.ndarray):
+def check_batch(images: object, labels: object, *, encoded_with: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A batch as (images C-contiguous, labels int64), or ImageFormatError naming the problem.
+
+    ``encoded_with``: the codec name of the store, when it takes chunks its workers encoded already
+    (``codec.EncodedImages`` of that codec, passed on as they are).
+    """
+    if isinstance(images, EncodedImages):
+        if encoded_with is None:
+            raise ImageFormatError("images encoded already are taken only by a store that encodes each image "
+                                   "with their codec (Store.encodes_each_image)")
+        if images.codec_name != encoded_with:
+            raise ImageFormatError(f"images encoded with {images.codec_name!r}; this store encodes with {encoded_with!r}")
+    elif not isinstance(images, np.ndarray):
         raise ImageFormatError(f"images must be a numpy array, got {type(images).__name__}")
     if images.ndim not in (3, 4):
         raise ImageFormatError(
@@ -129,6 +140,8 @@ def check_batch(images: object, labels: object) -> tuple[np.ndarray, np.ndarray]
             f"labels has shape {labels_array.shape} but there are {len(images)} images; "
             f"expected one label per image, shape ({len(images)},)"
         )
+    if isinstance(images, EncodedImages):
+        return images, labels_array.astype(np.int64)
     return np.ascontiguousarray(images), labels_array.astype(np.int64)
 
 
@@ -308,13 +321,17 @@ class Store(ABC):
         images the chunks will hold, lets the free space be checked once for the whole batch before anything
         is touched (and lets some methods lay the batch out at once); without it, space is checked before
         each chunk. As with ``store_many``, the batch is visible only once complete: a bad chunk, a full disk
-        or a kill leaves no batch that reads as finished (the previous one is gone either way).
+        or a kill leaves no batch that reads as finished (the previous one is gone either way). A method that
+        encodes each image with its codec (``encodes_each_image``) also takes chunks of images that other
+        processes encoded already, ``codec.EncodedImages`` of the same codec.
         """
         if total is not None and (
             isinstance(total, (bool, np.bool_)) or not isinstance(total, (int, np.integer)) or total < 1
         ):
             raise ImageFormatError(f"total must be a positive number of images or None, got {total!r}")
-        stream = ChunkStream(chunks, None if total is None else int(total))
+        encoded_with = self.image_codec.name if self.encodes_each_image and self.image_codec is not None else None
+        stream = ChunkStream(chunks, None if total is None else int(total), encoded_with)
+        self.check_codec_holds(stream.image_shape, stream.dtype)
         # A broadcast view stands for the whole batch: the space check needs its length, shape and dtype.
         first_count = len(stream.peek()[0])
         planned = np.broadcast_to(np.zeros((1, *stream.image_shape), stream.dtype),
@@ -364,6 +381,10 @@ class Store(ABC):
         os.replace(partial, self.batch_path)
         if self.durable:
             fsync_path(self.root)
+
+    #: Whether each image is encoded on its own by ``image_codec`` (one value per image), so that
+    #: ``store_chunks`` also takes chunks of ``codec.EncodedImages`` that other processes encoded.
+    encodes_each_image: ClassVar[bool] = False
 
     # -- a batch written in pieces by many processes (helpers.convert) ------------------------------------
     #: Whether separate processes may write the batch at once, in pieces (``write_piece``); False when the
@@ -747,8 +768,11 @@ class ChunkStream:
     declared). ``count`` is the number of images handed on so far; a declared ``total`` must be met exactly.
     """
 
-    def __init__(self, chunks: Iterable[tuple[np.ndarray, object]], total: int | None) -> None:
+    def __init__(
+        self, chunks: Iterable[tuple[np.ndarray, object]], total: int | None, encoded_with: str | None = None
+    ) -> None:
         self.total = total
+        self.encoded_with = encoded_with
         self.count = 0
         self.before_each: Callable[[np.ndarray, int], None] | None = None
         self._source = iter(chunks)
@@ -766,7 +790,7 @@ class ChunkStream:
         if not isinstance(chunk, tuple) or len(chunk) != 2:
             raise ImageFormatError(f"{what} is a {type(chunk).__name__}; each chunk must be an (images, labels) pair")
         try:
-            images, labels = check_batch(*chunk)
+            images, labels = check_batch(*chunk, encoded_with=self.encoded_with)
         except ImageFormatError as error:
             raise ImageFormatError(f"{what}: {error}") from None
         if self._index and (images.shape[1:] != self.image_shape or images.dtype != self.dtype):

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import functools
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from helpers.codecs import Codec, get_codec
-from helpers.errors import CorruptStoreError
+from helpers.errors import CorruptStoreError, ImageFormatError
 
 MAGIC = b"ISR1"
 HEADER = struct.Struct("<4sBBxx3Iq")
@@ -80,8 +80,55 @@ def compressed_header(shape: tuple[int, ...], dtype: np.dtype, family: str, labe
 
 def encode_compressed(image: np.ndarray, label: int, image_codec: Codec) -> bytes:
     """One image as a compressed value: the header above, then ``image_codec``'s bytes."""
-    payload = image_codec.encode(image)
-    return compressed_header(image.shape, image.dtype, image_codec.family, label, len(payload)) + payload
+    return compressed_value(image_codec.encode(image), image.shape, image.dtype, image_codec.family, label)
+
+
+def compressed_value(payload: bytes, shape: tuple[int, ...], dtype: np.dtype, family: str, label: int) -> bytes:
+    """An image encoded already (``payload``) as a compressed value: the header above, then the payload."""
+    return compressed_header(shape, dtype, family, label, len(payload)) + payload
+
+
+class EncodedImages:
+    """A chunk of images already encoded by one codec, one payload each, with the shape and dtype they
+    decode to. ``helpers.convert``'s workers hand these to a single writer, so that encoding, the costly
+    part of a compressed write, runs on every worker while one process writes. Stores whose values are
+    encoded one image at a time (``Store.encodes_each_image``) take them in ``store_chunks``."""
+
+    def __init__(self, payloads: Sequence[bytes], codec_name: str, image_shape: tuple[int, ...], dtype: object) -> None:
+        self.payloads = list(payloads)
+        self.codec_name = codec_name
+        self.image_shape, self.dtype = tuple(image_shape), np.dtype(dtype)
+
+    @classmethod
+    def encode(cls, images: np.ndarray, image_codec: Codec) -> "EncodedImages":
+        return cls([image_codec.encode(image) for image in images], image_codec.name, images.shape[1:], images.dtype)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self.payloads), *self.image_shape)
+
+    @property
+    def ndim(self) -> int:
+        return 1 + len(self.image_shape)
+
+    def __len__(self) -> int:
+        return len(self.payloads)
+
+    def __getitem__(self, part: slice) -> "EncodedImages":
+        if not isinstance(part, slice):
+            raise TypeError("EncodedImages are cut by slices only")
+        return EncodedImages(self.payloads[part], self.codec_name, self.image_shape, self.dtype)
+
+
+def image_payloads(images: "np.ndarray | EncodedImages", image_codec: Codec) -> list[bytes]:
+    """Each image's bytes encoded by ``image_codec``; a chunk the workers encoded already is taken as it is."""
+    if isinstance(images, EncodedImages):
+        if images.codec_name != image_codec.name:
+            raise ImageFormatError(
+                f"a chunk encoded with {images.codec_name!r} was given to a store that encodes with {image_codec.name!r}"
+            )
+        return images.payloads
+    return [image_codec.encode(image) for image in images]
 
 
 def decode_compressed(value: bytes | memoryview, where: str) -> tuple[np.ndarray, int]:

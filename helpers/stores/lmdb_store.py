@@ -130,6 +130,7 @@ class LmdbStore(Store):
     )
     batch_name = "many.lmdb"
     compressions = tuple(codec_names())
+    encodes_each_image = True
 
     @classmethod
     def space_needed(cls, n_images: int, image_shape: tuple[int, ...], dtype: np.dtype, single: bool) -> int:
@@ -188,7 +189,7 @@ class LmdbStore(Store):
                 if env is None:
                     shape, dtype = images.shape[1:], images.dtype
                     # raw size: an upper bound for compressed values too (the map grows if a codec expands)
-                    record_size = codec.HEADER_SIZE + images[0].nbytes
+                    record_size = codec.HEADER_SIZE + int(np.prod(shape)) * dtype.itemsize
                     planned = total or len(images)
                     env = self._open_for_writing(path, map_size_for(planned * record_size, planned))
                 needed = map_size_for((count + len(images)) * record_size, count + len(images))
@@ -462,14 +463,15 @@ def batch_compression(txn: lmdb.Transaction, path: Path) -> str | None:
 
 
 def compressed_chunks(
-    images: np.ndarray, labels: np.ndarray, image_codec: Codec
+    images: np.ndarray | codec.EncodedImages, labels: np.ndarray, image_codec: Codec
 ) -> Iterator[tuple[int, list[bytes]]]:
     """(first index, one compressed value per image) for successive chunks of CHUNK images."""
+    shape, dtype = images.shape[1:], images.dtype
     for start in range(0, len(images), CHUNK):
         stop = min(start + CHUNK, len(images))
         yield start, [
-            codec.encode_compressed(image, label, image_codec)
-            for image, label in zip(images[start:stop], labels[start:stop].tolist())
+            codec.compressed_value(payload, shape, dtype, image_codec.family, label)
+            for payload, label in zip(codec.image_payloads(images[start:stop], image_codec), labels[start:stop].tolist())
         ]
 
 

@@ -25,6 +25,7 @@ import numpy as np
 from helpers.codecs import Codec, get_codec
 from helpers.errors import CorruptStoreError
 from helpers.stores.base import BatchReader, check_image_shape
+from helpers.stores.codec import EncodedImages, image_payloads
 
 BATCH_FILE = "batch.json"
 SUFFIXES = {"png": ".png", "jpeg": ".jpg", "webp": ".webp", "jpeg2000": ".jp2", "jpegls": ".jls",
@@ -74,16 +75,15 @@ def write_compressed_shards(
 
 
 def add_samples(
-    archive: tarfile.TarFile, images: np.ndarray, labels: np.ndarray, first: int, image_codec: Codec,
+    archive: tarfile.TarFile, images: np.ndarray | EncodedImages, labels: np.ndarray, first: int, image_codec: Codec,
     key_digits: int, shard: int,
 ) -> np.ndarray:
     """Samples ``first``, ``first + 1``, ... appended to the open shard ``shard``; their index rows."""
     suffix = SUFFIXES[image_codec.family]
     rows = np.empty((len(images), 4), dtype=np.int64)
     rows[:, 0] = shard
-    for position, (image, label) in enumerate(zip(images, labels.tolist())):
+    for position, (payload, label) in enumerate(zip(image_payloads(images, image_codec), labels.tolist())):
         key = f"{first + position:0{key_digits}d}"
-        payload = image_codec.encode(image)
         rows[position, 1] = add_member(archive, f"{key}.cls", str(int(label)).encode())
         rows[position, 2:] = add_member(archive, f"{key}{suffix}", payload), len(payload)
     return rows

@@ -250,6 +250,7 @@ class TarStore(Store):
     )
     batch_name = "many.wds"
     compressions = tuple(codec_names())
+    encodes_each_image = True
 
     @classmethod
     def space_needed(cls, n_images: int, image_shape: tuple[int, ...], dtype: np.dtype, single: bool) -> int:
