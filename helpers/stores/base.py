@@ -724,40 +724,51 @@ def allocated_bytes(path: Path) -> int:
 
 
 class AlignedBlocks:
-    """``(first index, images)`` blocks of ``block_images`` images (the last may be short), regrouped from a
-    batch arriving as chunks of any size, so that a writer whose files hold fixed runs of images (PNG shard
-    folders, Zarr shards) writes each file once, whole.
+    """``(first index, images, labels)`` blocks of ``block_images`` images (the last may be short),
+    regrouped from a batch arriving as chunks of any size, so that a writer whose files hold fixed runs of
+    images (PNG shard folders, Zarr shards, Parquet row groups) writes each run once, whole.
 
-    A chunk's whole blocks are passed on as views; a block split between chunks is gathered first.
-    ``on_labels(first index, labels)`` sees each chunk's labels as it arrives. ``count``, ``shape`` and
-    ``dtype`` describe what went through.
+    A chunk's whole blocks are passed on as views; a block split between chunks is gathered first. Images
+    may be arrays or ``codec.EncodedImages``. ``on_labels(first index, labels)``, if given, sees each
+    chunk's labels as it arrives. ``count``, ``shape`` and ``dtype`` describe what went through.
     """
 
     def __init__(
         self, chunks: Iterable[tuple[np.ndarray, np.ndarray]], block_images: int,
-        on_labels: Callable[[int, np.ndarray], None],
+        on_labels: Callable[[int, np.ndarray], None] | None = None,
     ) -> None:
         self.chunks, self.block_images, self.on_labels = chunks, block_images, on_labels
         self.count, self.shape, self.dtype = 0, (), np.dtype(np.uint8)
 
-    def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
+    def __iter__(self) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
         start, gathered, gathered_count = 0, [], 0  # the block being gathered: first index, parts, images
         for images, labels in self.chunks:
-            self.on_labels(self.count, labels)
+            if self.on_labels is not None:
+                self.on_labels(self.count, labels)
             self.count += len(images)
             self.shape, self.dtype = images.shape[1:], images.dtype
             offset = 0
             while offset < len(images):
                 block_end = (start // self.block_images + 1) * self.block_images
                 take = min(len(images) - offset, block_end - start - gathered_count)
-                gathered.append(images[offset : offset + take])
+                gathered.append((images[offset : offset + take], labels[offset : offset + take]))
                 gathered_count += take
                 offset += take
                 if start + gathered_count == block_end:
-                    yield start, gathered[0] if len(gathered) == 1 else np.concatenate(gathered)
+                    yield (start, *joined(gathered))
                     start, gathered, gathered_count = block_end, [], 0
         if gathered:
-            yield start, gathered[0] if len(gathered) == 1 else np.concatenate(gathered)
+            yield (start, *joined(gathered))
+
+
+def joined(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """(images, labels) of consecutive parts as one run (the part itself when there is one)."""
+    if len(parts) == 1:
+        return parts[0]
+    labels = np.concatenate([labels for _, labels in parts])
+    if isinstance(parts[0][0], EncodedImages):
+        return EncodedImages.join([images for images, _ in parts]), labels
+    return np.concatenate([images for images, _ in parts]), labels
 
 
 class ChunkStream:

@@ -114,6 +114,13 @@ class EncodedImages:
     def __len__(self) -> int:
         return len(self.payloads)
 
+    @classmethod
+    def join(cls, runs: Sequence["EncodedImages"]) -> "EncodedImages":
+        """Consecutive runs of one codec, shape and dtype as one."""
+        first = runs[0]
+        return cls([payload for run in runs for payload in run.payloads], first.codec_name, first.image_shape,
+                   first.dtype)
+
     def __getitem__(self, part: slice) -> "EncodedImages":
         if not isinstance(part, slice):
             raise TypeError("EncodedImages are cut by slices only")

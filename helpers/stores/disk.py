@@ -416,11 +416,11 @@ class DiskStore(Store):
                 zip(range(start, start + len(labels)), labels.tolist())))
             planned = total if total is not None else PARALLEL_THRESHOLD  # unknown: assume worth a pool
             if use_pool(self.workers, planned, -(-planned // SHARD_IMAGES) if total else 2):
-                calls = ((str(path), start, images, self.compression) for start, images in shards)
+                calls = ((str(path), start, images, self.compression) for start, images, _ in shards)
                 for _ in in_pool(_write_range, calls, self.workers):
                     pass
             else:
-                for start, images in shards:
+                for start, images, _ in shards:
                     _write_range(str(path), start, images, self.compression)
         write_batch_description(path, shards.count, shards.shape, shards.dtype, self.compression)
 

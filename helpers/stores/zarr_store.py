@@ -288,9 +288,10 @@ class ZarrStore(Store):
         images_array = create_array(group, "images", (total or 0, *image_shape), dtype, (per_chunk, *image_shape),
                                     shards=(per_shard, *image_shape), compression=self.compression)
         labels_parts: list[np.ndarray] = []
-        blocks = AlignedBlocks(itertools.chain(head, chunks), per_shard, lambda _, labels: labels_parts.append(labels))
+        blocks = AlignedBlocks(itertools.chain(head, chunks), per_shard)
         del head
-        for start, images in blocks:
+        for start, images, labels in blocks:
+            labels_parts.append(labels)
             stop = start + len(images)
             if total is None:
                 images_array.resize((stop, *image_shape))
