@@ -166,13 +166,19 @@ class ZstdCodec(Codec):
         return images
 
 
+#: What "blosc" means in every store that takes it (these values, a Blosc chunk per image, and the HDF5
+#: filter and zarr's BloscCodec): this compressor after a bit-shuffle, levels (smallest, largest, default).
+BLOSC_COMPRESSOR = "zstd"
+BLOSC_LEVELS = (0, 9, 5)
+
+
 class BloscCodec(Codec):
     family = "blosc"
-    parameter_range = (0, 9, 5)
+    parameter_range = BLOSC_LEVELS
 
     def _encode(self, pixels):
         return imagecodecs.blosc2_encode(
-            pixels.tobytes(), level=self.parameter, compressor="zstd",
+            pixels.tobytes(), level=self.parameter, compressor=BLOSC_COMPRESSOR,
             shuffle=imagecodecs.BLOSC2.FILTER.BITSHUFFLE, typesize=pixels.dtype.itemsize, numthreads=1,
         )
 

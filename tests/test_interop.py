@@ -160,3 +160,22 @@ def test_sqlite_reads_with_the_standard_library(tmp_path, shape, dtype):
     single.close()
     assert label == -1
     np.testing.assert_array_equal(from_bytes([blob], shape, dtype)[0], images[3])
+
+
+@pytest.mark.parametrize("block_bytes", [1, 7 * 240 + 100], ids=["a row per insert", "7 rows per insert"])
+def test_sqlite_batch_cut_into_rows_inside_sqlite(tmp_path, monkeypatch, block_bytes):
+    """The raw batch is bound a block at a time and cut into rows by SQL: every row a BLOB of one image,
+    in order, whatever the block size and however the last block falls."""
+    from helpers.stores import sqlite_store
+
+    monkeypatch.setattr(sqlite_store, "BYTES_PER_INSERT", block_bytes)
+    images, labels = random_batch(45, (12, 10), np.uint16, seed=9)
+    store = open_store("sqlite", tmp_path)
+    store.store_many(images, labels)
+    with sqlite3.connect(f"{store.batch_path.as_uri()}?mode=ro", uri=True) as connection:
+        rows = connection.execute("SELECT id, label, typeof(image), image FROM images ORDER BY id").fetchall()
+    connection.close()
+    assert [row[0] for row in rows] == list(range(len(images)))
+    assert [row[1] for row in rows] == labels.tolist()
+    assert {row[2] for row in rows} == {"blob"}
+    np.testing.assert_array_equal(from_bytes([row[3] for row in rows], (12, 10), np.uint16), images)

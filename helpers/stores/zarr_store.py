@@ -68,6 +68,7 @@ import zarr
 from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
 
 from helpers import space
+from helpers.codecs import BLOSC_COMPRESSOR, BLOSC_LEVELS
 from helpers.errors import CorruptStoreError, ImageNotFoundError, StorageReportError
 from helpers.fileio import fsync_path, fsync_tree, remove
 from helpers.stores.base import (
@@ -118,7 +119,8 @@ def compressors(compression: str | None) -> list:
     family, _, level = compression.partition(":")
     if family == "zstd":
         return [ZstdCodec(level=int(level or 3)), Crc32cCodec()]
-    return [BloscCodec(cname="zstd", clevel=int(level or 5), shuffle="bitshuffle"), Crc32cCodec()]
+    clevel = int(level) if level else BLOSC_LEVELS[2]
+    return [BloscCodec(cname=BLOSC_COMPRESSOR, clevel=clevel, shuffle="bitshuffle"), Crc32cCodec()]
 
 
 def create_array(group: zarr.Group, name: str, shape: tuple[int, ...], dtype: np.dtype, chunks: tuple[int, ...],
