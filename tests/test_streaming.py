@@ -179,7 +179,7 @@ def test_without_a_total_space_is_checked_before_each_chunk(method, tmp_path, mo
     assert not store.partial_path.exists() and not store.batch_path.exists()
 
 
-@pytest.mark.parametrize("method,declare", [("lmdb", True), ("lmdb", False), ("hdf5", False), ("tar", False), ("zarr", False)])
+@pytest.mark.parametrize("method,declare", [("lmdb", True), ("lmdb", False), ("hdf5", False), ("tar", False), ("zarr", False), ("sqlite", False)])
 def test_memory_stays_bounded_whatever_the_total(method, declare, tmp_path):
     """200,000 CIFAR-shaped images (614 MB) in chunks of 2,000 (6 MB): the writing process grows by less
     than 128 MB, measured in a fresh process by its kernel high-water mark."""

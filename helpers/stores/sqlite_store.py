@@ -77,6 +77,7 @@ import numpy as np
 from helpers.codecs import get_codec, names as codec_names
 from helpers.errors import CorruptStoreError, ImageNotFoundError, StorageReportError
 from helpers.stores.base import BatchReader, Store, check_stored
+from helpers.stores.codec import image_payloads
 
 FORMAT = "image-storage-report/1"
 PAGE_SIZE = 65536
@@ -162,6 +163,7 @@ class SqliteStore(Store):
     )
     batch_name = "many.sqlite"
     compressions = tuple(codec_names())
+    encodes_each_image = True
 
     @classmethod
     def space_needed(cls, n_images: int, image_shape: tuple[int, ...], dtype: np.dtype, single: bool) -> int:
@@ -232,25 +234,31 @@ class SqliteStore(Store):
         label, blob = row
         return pixels(blob, shape, dtype, path, image_id).copy(), int(label)
 
-    def _write_batch(self, path: Path, images: np.ndarray, labels: np.ndarray) -> None:
+    def _write_chunks(
+        self, path: Path, chunks: Iterator[tuple[np.ndarray, np.ndarray]], total: int | None
+    ) -> None:
+        """Every chunk inserted as it arrives, in one transaction (the metadata, with the count, last)."""
         image_codec = self.image_codec
-        metadata = image_metadata(images.shape[1:], images.dtype, len(images))
-        encoded = None
-        if image_codec is not None:
-            encoded = [image_codec.encode(image) for image in images]
-            metadata.append(("compression", json.dumps(image_codec.name)))
         with full_disk_as_os_error(path):
             connection = connect_for_writing(path, self.durable, "OFF")
             try:
                 connection.execute("BEGIN")
-                if encoded is None:
-                    rows = little_endian(images).reshape(len(images), -1).view(np.uint8)
-                    insert_raw_rows(connection, rows, labels)
-                else:  # encoded images differ in length: one bound row each
-                    connection.executemany(
-                        "INSERT INTO images(id, label, image) VALUES (?, ?, ?)",
-                        zip(range(len(encoded)), labels.tolist(), encoded),
-                    )
+                count, shape, dtype = 0, (), np.dtype(np.uint8)
+                for images, labels in chunks:
+                    shape, dtype = images.shape[1:], images.dtype
+                    if image_codec is None:
+                        rows = little_endian(images).reshape(len(images), -1).view(np.uint8)
+                        insert_raw_rows(connection, rows, labels, first=count)
+                    else:  # encoded images differ in length: one bound row each
+                        connection.executemany(
+                            "INSERT INTO images(id, label, image) VALUES (?, ?, ?)",
+                            zip(range(count, count + len(images)), labels.tolist(),
+                                image_payloads(images, image_codec)),
+                        )
+                    count += len(images)
+                metadata = image_metadata(shape, dtype, count)
+                if image_codec is not None:
+                    metadata.append(("compression", json.dumps(image_codec.name)))
                 connection.executemany("INSERT INTO metadata(key, value) VALUES (?, ?)", metadata)
                 connection.execute("COMMIT")
             finally:
@@ -264,8 +272,9 @@ class SqliteStore(Store):
         return CompressedSqliteReader(path)
 
 
-def insert_raw_rows(connection: sqlite3.Connection, rows: np.ndarray, labels: np.ndarray) -> None:
-    """Insert ``rows`` (n, bytes per image) as images 0 .. n - 1, a block of about BYTES_PER_INSERT at a time.
+def insert_raw_rows(connection: sqlite3.Connection, rows: np.ndarray, labels: np.ndarray, first: int = 0) -> None:
+    """Insert ``rows`` (n, bytes per image) as images ``first`` .. ``first + n - 1``, a block of about
+    BYTES_PER_INSERT at a time.
 
     Each block is bound once as one BLOB and cut into rows inside SQLite (``substr`` counts bytes on a
     BLOB; ``json_each`` walks the block's labels), so the per-row work of ``executemany`` (a Python tuple,
@@ -278,7 +287,7 @@ def insert_raw_rows(connection: sqlite3.Connection, rows: np.ndarray, labels: np
         stop = min(start + per_insert, count)
         connection.execute(
             INSERT_BLOCK,
-            (start, memoryview(flat[start * row_bytes : stop * row_bytes]), row_bytes, row_bytes,
+            (first + start, memoryview(flat[start * row_bytes : stop * row_bytes]), row_bytes, row_bytes,
              json.dumps(labels[start:stop].tolist())),
         )
 
