@@ -209,10 +209,25 @@ def decode_batch_values(
         )
     labels = fields[:, 20:28].copy().view("<i8").reshape(-1).astype(np.int64)
     payloads = [value[COMPRESSED_HEADER_SIZE:] for value in values]
+    return decode_payloads(image_codec, payloads, shape, dtype, where), labels
+
+
+def decode_payloads(
+    image_codec: Codec, payloads: Sequence[bytes | memoryview], shape: tuple[int, ...], dtype: np.dtype,
+    where: Callable[[int], str],
+) -> np.ndarray:
+    """Encoded images of one shape and dtype (the codec's bytes alone, no header) decoded into one new array.
+
+    The whole list goes to ``Codec.decode_many`` at once; only when that fails is each decoded alone, so
+    that the CorruptStoreError names the damaged one (``where(i)`` names image i).
+    """
+    if not payloads:
+        return np.empty((0, *shape), dtype=dtype)
     try:
-        images = image_codec.decode_many(payloads, shape, dtype)
-    except Exception:  # each C library has its own exception type for damaged data: find which value
+        return image_codec.decode_many(list(payloads), shape, dtype)
+    except Exception as error:  # each C library has its own exception type for damaged data: find which
         for position, payload in enumerate(payloads):
             image_codec.decode(payload, shape, dtype, where(position))
-        raise
-    return images, labels
+        raise CorruptStoreError(
+            f"{where(0)} and the {len(payloads) - 1} images after it: each decodes alone, not together ({error})"
+        ) from None

@@ -25,7 +25,7 @@ import numpy as np
 from helpers.codecs import Codec, get_codec
 from helpers.errors import CorruptStoreError
 from helpers.stores.base import BatchReader, check_image_shape
-from helpers.stores.codec import EncodedImages, image_payloads
+from helpers.stores.codec import EncodedImages, decode_payloads, image_payloads
 
 BATCH_FILE = "batch.json"
 SUFFIXES = {"png": ".png", "jpeg": ".jpg", "webp": ".webp", "jpeg2000": ".jp2", "jpegls": ".jls",
@@ -175,13 +175,10 @@ class CompressedTarReader(BatchReader):
         return image, int(self.labels[index])
 
     def read_indices(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        payloads = [self.payload(index) for index in indices.tolist()]
-        try:
-            images = self.image_codec.decode_many(payloads, self.shape, self.dtype)
-        except Exception:  # each C library has its own exception type for damaged data: find which image
-            for position, index in enumerate(indices.tolist()):
-                self.image_codec.decode(payloads[position], self.shape, self.dtype, self.where(index))
-            raise
+        positions = indices.tolist()
+        payloads = [self.payload(index) for index in positions]
+        images = decode_payloads(self.image_codec, payloads, self.shape, self.dtype,
+                                 lambda position: self.where(positions[position]))
         return images, self.labels[indices]
 
     def close(self) -> None:
