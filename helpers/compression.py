@@ -40,8 +40,6 @@ LMDB_PAGE = 4096
 #: its PNG takes about 0.1 s to write.
 SCANS_PER_IMAGE = 1 / 250
 MIN_SCANS = 10
-#: Images per mini-batch of the shuffled epoch (the loader's default batch size).
-
 
 # -- what is measured ------------------------------------------------------------------------------------
 def variant_name(method: str, compression: str | None) -> str:
