@@ -41,6 +41,7 @@ LMDB_PAGE = 4096
 SCANS_PER_IMAGE = 1 / 250
 MIN_SCANS = 10
 
+
 # -- what is measured ------------------------------------------------------------------------------------
 def variant_name(method: str, compression: str | None) -> str:
     return method if compression is None else f"{method}{SEPARATOR}{compression}"
