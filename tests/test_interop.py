@@ -138,6 +138,53 @@ def test_arrow_reads_with_pyarrow_ipc_and_feather(tmp_path, shape, dtype):
     np.testing.assert_array_equal(from_bytes(feathered.column("image").to_pylist(), shape, dtype), images)
 
 
+@pytest.mark.parametrize("method", ["parquet", "arrow"])
+def test_compressed_table_files_read_with_pyarrow_pandas_and_imagecodecs(tmp_path, method):
+    import imagecodecs
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.feather as feather
+    import pyarrow.parquet as pq
+
+    shape, dtype = BATCHES[1]  # 16-bit greyscale: PNG holds it
+    images, labels = random_batch(300, shape, dtype, seed=2)
+    store = open_store(method, tmp_path, compression="png")
+    store.store_many(images, labels)
+
+    table = pq.read_table(store.batch_path) if method == "parquet" else feather.read_table(store.batch_path)
+    assert table.column_names == ["key", "label", "image"]
+    assert table.schema.field("image").type == pa.binary()
+    meta = json.loads(table.schema.metadata[b"image-storage-report"])
+    assert (meta["compression"], tuple(meta["shape"]), meta["count"]) == ("png:6", shape, len(images))
+    assert table.column("label").to_pylist() == labels.tolist()
+    decoded = np.stack([imagecodecs.png_decode(value) for value in table.column("image").to_pylist()])
+    assert decoded.dtype == dtype
+    np.testing.assert_array_equal(decoded, images)
+
+    frame = pd.read_parquet(store.batch_path) if method == "parquet" else pd.read_feather(store.batch_path)
+    assert frame["label"].tolist() == labels.tolist()
+    np.testing.assert_array_equal(np.stack([imagecodecs.png_decode(value) for value in frame["image"]]), images)
+
+
+def test_compressed_parquet_reads_with_duckdb(tmp_path):
+    import duckdb
+    import imagecodecs
+
+    shape, dtype = BATCHES[0]
+    images, _ = random_batch(600, shape, dtype, seed=4)
+    labels = np.arange(600, dtype=np.int64) % 10
+    store = open_store("parquet", tmp_path, compression="zstd")
+    store.store_many(images, labels)
+    with duckdb.connect() as connection:
+        rows = connection.execute(
+            "SELECT key, image FROM read_parquet(?) WHERE label = 7 ORDER BY key", [str(store.batch_path)]
+        ).fetchall()
+    wanted = np.flatnonzero(labels == 7)
+    assert [row[0] for row in rows] == wanted.tolist()
+    back = np.stack([np.frombuffer(imagecodecs.zstd_decode(row[1]), dtype).reshape(shape) for row in rows])
+    np.testing.assert_array_equal(back, images[wanted])
+
+
 @pytest.mark.parametrize("shape,dtype", BATCHES, ids=str)
 def test_sqlite_reads_with_the_standard_library(tmp_path, shape, dtype):
     images, labels = random_batch(600, shape, dtype, seed=5)
