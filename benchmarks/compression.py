@@ -32,7 +32,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from helpers import datasets, stores  # noqa: E402
-from helpers.compression import BATCH_SIZE, holds, read_epoch, same_codec, variant_name  # noqa: E402
+from helpers.compression import holds, same_codec, variant_name  # noqa: E402
+from helpers.loader import BATCH_SIZE, read_epoch  # noqa: E402
 from helpers.measure import disk_usage, format_seconds, time_call  # noqa: E402
 
 CIFAR_IMAGES = 1000
@@ -48,7 +49,6 @@ HDF5_BLOSC_SLOWDOWN = 3.0
 def measure(dataset: str, images: np.ndarray, work: Path, repeats: int) -> list[dict]:
     """Each method without a codec and with every lossless codec it accepts: exact, ratio, shuffled epoch."""
     labels = np.arange(len(images), dtype=np.int64)
-    order = np.random.default_rng(0).permutation(len(images))
     rows = []
     for method in stores.names():
         cls = stores.store_class(method)
@@ -60,7 +60,7 @@ def measure(dataset: str, images: np.ndarray, work: Path, repeats: int) -> list[
                                       compression=compression)
             store.store_many(images, labels)
             back, back_labels = store.read_many(len(images))
-            epoch = time_call(lambda: read_epoch(store, order, BATCH_SIZE), repeats=repeats)
+            epoch = time_call(lambda: read_epoch(store, BATCH_SIZE, seed=0), repeats=repeats)
             rows.append({
                 "dataset": dataset, "method": method,
                 "codec": compression or cls.native_compression or "none",
@@ -77,18 +77,17 @@ def interleaved_ratio(method: str, compression: str, images: np.ndarray, work: P
     """Medians of shuffled epochs of ``method`` with ``compression`` and without, timed in alternation:
     (compressed / raw, raw seconds)."""
     labels = np.arange(len(images), dtype=np.int64)
-    order = np.random.default_rng(1).permutation(len(images))
     raw = stores.open_store(method, work / f"pair-{method}", compression=None)
     compressed = stores.open_store(method, work / f"pair-{method}-{compression}", compression=compression)
     seconds: dict[str, list[float]] = {"raw": [], "compressed": []}
     try:
         for store in (raw, compressed):
             store.store_many(images, labels)
-            read_epoch(store, order, BATCH_SIZE)  # untimed: opens the reader, warms the page cache
+            read_epoch(store, BATCH_SIZE, seed=1)  # untimed: opens the reader, warms the page cache
         for _ in range(pairs):
             for name, store in (("raw", raw), ("compressed", compressed)):
                 started = time.perf_counter()
-                read_epoch(store, order, BATCH_SIZE)
+                read_epoch(store, BATCH_SIZE, seed=1)
                 seconds[name].append(time.perf_counter() - started)
     finally:
         for store in (raw, compressed):
