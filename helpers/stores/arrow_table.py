@@ -1,4 +1,4 @@
-"""The table layout the Parquet and Arrow stores share: one row per image, pixels as fixed-size bytes.
+"""The table layout the Parquet and Arrow stores share: one row per image, raw pixels as fixed-size bytes.
 
 Columns: ``key`` (int64: the image's position in the batch, or its id for a single image), ``label``
 (int64) and ``image`` (``fixed_size_binary[h * w * c * itemsize]``: the raw pixels in C order,
@@ -48,12 +48,13 @@ METADATA_KEY = b"image-storage-report"
 
 class Layout(NamedTuple):
     """What a file's metadata says about its rows: how many, each image's shape and dtype, and the codec
-    that encoded them (None: raw fixed-size pixels)."""
+    that encoded them, by name and ready to decode (None: raw fixed-size pixels)."""
 
     count: int
     shape: tuple[int, ...]
     dtype: np.dtype
     compression: str | None
+    image_codec: Codec | None
 
 
 def image_type(shape: tuple[int, ...], dtype: np.dtype, compression: str | None = None) -> pa.DataType:
@@ -111,8 +112,8 @@ def describe(schema: pa.Schema, path: Path) -> Layout:
             raise ValueError(f"format {found['format']!r}, this library reads {FORMAT!r}")
         count, shape, dtype = int(found["count"]), tuple(int(d) for d in found["shape"]), np.dtype(found["dtype"])
         compression = found.get("compression")
-        if compression is not None:
-            compression = get_codec(str(compression)).name  # UnknownCodecError is a ValueError
+        # An unknown codec name is an UnknownCodecError, which is a ValueError.
+        image_codec = None if compression is None else get_codec(str(compression))
     except (ValueError, KeyError, TypeError) as error:
         raise CorruptStoreError(f"{path}: unreadable {METADATA_KEY.decode()} metadata ({error})") from None
     check_stored(shape, dtype, path)
@@ -120,7 +121,7 @@ def describe(schema: pa.Schema, path: Path) -> Layout:
     if schema.names != expected.names or schema.types != expected.types:
         what = f"{shape} {dtype}" + (f" encoded with {compression}" if compression else "")
         raise CorruptStoreError(f"{path}: columns {schema.names} do not match key, label, image of {what}")
-    return Layout(count, shape, dtype, compression)
+    return Layout(count, shape, dtype, compression, image_codec)
 
 
 def pixels_of(column: pa.FixedSizeBinaryArray, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
@@ -176,9 +177,9 @@ def images_of(column: pa.Array, layout: Layout, where: Callable[[int], str]) -> 
 
     ``where(row)`` names a row of the chunk in an error.
     """
-    if layout.compression is None:
+    if layout.image_codec is None:
         return pixels_of(column, layout.shape, layout.dtype)
-    return EncodedImages(column, layout.shape, layout.dtype, get_codec(layout.compression), where)
+    return EncodedImages(column, layout.shape, layout.dtype, layout.image_codec, where)
 
 
 def copy_rows(table: pa.Table | pa.RecordBatch, images: np.ndarray, labels: np.ndarray, layout: Layout,
@@ -191,8 +192,7 @@ def copy_rows(table: pa.Table | pa.RecordBatch, images: np.ndarray, labels: np.n
     chunks = image_column.chunks if isinstance(image_column, pa.ChunkedArray) else [image_column]
     row = 0
     for chunk in chunks:
-        first = row
-        images[row : row + len(chunk)] = images_of(chunk, layout, lambda r: where(first + r))[:]
+        images[row : row + len(chunk)] = images_of(chunk, layout, lambda r, first=row: where(first + r))[:]
         row += len(chunk)
     labels[:row] = label_column.to_numpy()
     return row
