@@ -18,7 +18,7 @@ names the codec with its level (``compression``), so a reader is never told whic
 or DuckDB still see three plain columns (``imagecodecs`` or Pillow decode a value). Readers take each
 part's values as ``EncodedImages``, which decodes the images asked for as they are indexed; the raw
 fixed-size path is unchanged. Parts (row groups, record batches) are written one at a time, so encoded
-bytes of at most one part are held beyond the images given.
+bytes of at most one part are held beyond the images given. A single image's file is encoded the same way.
 
 Columns are declared non-nullable (Parquet ``REQUIRED``): no value is ever missing, and a required column
 carries no definition levels to write or read.
