@@ -156,3 +156,33 @@ def test_hdf5_blosc_random_reads_decode_chunks_directly_and_report_a_damaged_one
         handle.write(b"\xff\xff\x00\x00")
     with pytest.raises(CorruptStoreError, match="many.h5: cannot read image 3"):
         store.read_indices([3])
+
+
+@pytest.mark.parametrize("method", ["parquet", "arrow"])
+def test_table_stores_name_the_codec_in_the_schema_and_report_a_damaged_value(tmp_path, method):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    images, labels = images_and_labels()
+    store = open_store(method, tmp_path, compression="png:3")
+    store.store_many(images, labels)
+    if method == "parquet":
+        schema = pq.read_schema(store.batch_path)
+    else:
+        with pa.memory_map(str(store.batch_path)) as source:
+            schema = pa.ipc.open_file(source).schema
+    assert json.loads(schema.metadata[b"image-storage-report"])["compression"] == "png:3"
+    assert schema.field("image").type == pa.binary()
+    np.testing.assert_array_equal(open_store(method, tmp_path).read_indices([3])[0], images[[3]])  # told nothing
+    store.close()
+    data = bytearray(store.batch_path.read_bytes())
+    signature = b"\x89PNG\r\n\x1a\n"
+    starts = [i for i in range(len(data)) if data.startswith(signature, i)]
+    assert len(starts) == len(images)  # each value is a whole PNG file, stored as it is
+    data[starts[4] + 20] ^= 0xFF  # inside the header chunk of image 4: its CRC no longer matches
+    store.batch_path.write_bytes(bytes(data))
+    with pytest.raises(CorruptStoreError, match=rf"many.{method} row 4.*cannot decode a png:3 value"):
+        store.read_indices([1, 4])
+    with pytest.raises(CorruptStoreError, match=rf"many.{method} row 4"):
+        store.read_many(6)
+    np.testing.assert_array_equal(store.read_indices([5, 0])[0], images[[5, 0]])

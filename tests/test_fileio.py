@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 import pytest
 
-from helpers.fileio import spread_subfolders, write_new_file
+from helpers.fileio import preallocated, spread_subfolders, write_new_file
 
 
 def test_write_new_file_writes_every_byte(tmp_path):
@@ -38,3 +39,26 @@ def test_spread_subfolders_marks_the_folder_where_the_file_system_allows(tmp_pat
     (folder / "sub").mkdir()  # the folder works as before
     assert spread_subfolders(tmp_path / "missing") is False
     assert spread_subfolders(tmp_path / "batch" / "sub") is marked
+
+
+def test_preallocated_file_keeps_what_was_written_and_gives_back_the_rest(tmp_path):
+    path = tmp_path / "batch.bin"
+    path.write_bytes(b"an older, longer file" * 1000)
+    data = bytes(range(256)) * 40  # 10,240 bytes, written in two calls
+    with preallocated(path, 8 << 20) as fd:
+        os.write(fd, data[:1000])
+        os.write(fd, data[1000:])
+    assert path.read_bytes() == data
+    assert path.stat().st_blocks * 512 < 1 << 20  # the 8 MiB estimate was cut back to what holds the data
+    with preallocated(path, 4096):
+        pass
+    assert path.read_bytes() == b""
+
+
+def test_preallocated_file_is_left_as_written_when_the_writer_fails(tmp_path):
+    path = tmp_path / "batch.bin"
+    with pytest.raises(RuntimeError, match="writer failed"):
+        with preallocated(path, 1 << 20) as fd:
+            os.write(fd, b"half")
+            raise RuntimeError("writer failed")
+    assert path.exists()  # the caller, which knows the file is partial, removes it

@@ -103,13 +103,15 @@ def test_parquet_reads_with_pyarrow_and_pandas(tmp_path, shape, dtype):
     np.testing.assert_array_equal(from_bytes([single[0]["image"]], shape, dtype)[0], images[7])
 
 
-def test_parquet_reads_with_duckdb(tmp_path):
+@pytest.mark.parametrize("compression", [None, "zstd"])
+def test_parquet_reads_with_duckdb(tmp_path, compression):
     import duckdb
+    import imagecodecs
 
     shape, dtype = BATCHES[1]  # 16-bit: the bytes are little-endian whatever reads them
     images, _ = random_batch(600, shape, dtype, seed=5)
     labels = np.arange(600, dtype=np.int64) % 10 - 4  # a label the query can select
-    store = open_store("parquet", tmp_path)
+    store = open_store("parquet", tmp_path, compression=compression)
     store.store_many(images, labels)
     with duckdb.connect() as connection:
         rows = connection.execute(
@@ -117,7 +119,10 @@ def test_parquet_reads_with_duckdb(tmp_path):
         ).fetchall()
     wanted = np.flatnonzero(labels == 3)
     assert [row[0] for row in rows] == wanted.tolist() and all(row[1] == 3 for row in rows)
-    np.testing.assert_array_equal(from_bytes([row[2] for row in rows], shape, dtype), images[wanted])
+    values = [row[2] for row in rows]
+    if compression is not None:  # each value is a zstd frame of the pixels
+        values = [imagecodecs.zstd_decode(value) for value in values]
+    np.testing.assert_array_equal(from_bytes(values, shape, dtype), images[wanted])
 
 
 @pytest.mark.parametrize("shape,dtype", BATCHES, ids=str)
@@ -136,6 +141,34 @@ def test_arrow_reads_with_pyarrow_ipc_and_feather(tmp_path, shape, dtype):
     feathered = feather.read_table(store.batch_path)
     assert feathered.column("key").to_pylist() == list(range(len(images)))
     np.testing.assert_array_equal(from_bytes(feathered.column("image").to_pylist(), shape, dtype), images)
+
+
+@pytest.mark.parametrize("method", ["parquet", "arrow"])
+def test_compressed_table_files_read_with_pyarrow_pandas_and_imagecodecs(tmp_path, method):
+    import imagecodecs
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.feather as feather
+    import pyarrow.parquet as pq
+
+    shape, dtype = BATCHES[1]  # 16-bit greyscale: PNG holds it
+    images, labels = random_batch(300, shape, dtype, seed=2)
+    store = open_store(method, tmp_path, compression="png")
+    store.store_many(images, labels)
+
+    table = pq.read_table(store.batch_path) if method == "parquet" else feather.read_table(store.batch_path)
+    assert table.column_names == ["key", "label", "image"]
+    assert table.schema.field("image").type == pa.binary()
+    meta = json.loads(table.schema.metadata[b"image-storage-report"])
+    assert (meta["compression"], tuple(meta["shape"]), meta["count"]) == ("png:6", shape, len(images))
+    assert table.column("label").to_pylist() == labels.tolist()
+    decoded = np.stack([imagecodecs.png_decode(value) for value in table.column("image").to_pylist()])
+    assert decoded.dtype == dtype
+    np.testing.assert_array_equal(decoded, images)
+
+    frame = pd.read_parquet(store.batch_path) if method == "parquet" else pd.read_feather(store.batch_path)
+    assert frame["label"].tolist() == labels.tolist()
+    np.testing.assert_array_equal(np.stack([imagecodecs.png_decode(value) for value in frame["image"]]), images)
 
 
 @pytest.mark.parametrize("shape,dtype", BATCHES, ids=str)

@@ -440,7 +440,7 @@ def test_compressed_round_trip(tmp_path, method, compression, shape, dtype):
         assert_same(reader.batch_reader().read_one(5)[0], images[5])
 
 
-@pytest.mark.parametrize("method", METHODS[:3])
+@pytest.mark.parametrize("method", [*METHODS[:3], "parquet", "arrow"])
 def test_a_store_opened_with_another_codec_reads_what_was_recorded(tmp_path, method):
     first, second = store_class(method).compressions[:2]
     images = random_images(5, (16, 16, 3))

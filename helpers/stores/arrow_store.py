@@ -1,4 +1,4 @@
-"""Arrow: an Arrow IPC file (Feather v2), uncompressed, read through a memory map.
+"""Arrow: an Arrow IPC file (Feather v2), read through a memory map.
 
 The same columns as the Parquet store (``key``, ``label``, ``image``; see ``arrow_table``) in the Arrow IPC
 file format, which is what Hugging Face ``datasets`` keeps on local disk: a batch is ``many.arrow``, a
@@ -11,6 +11,15 @@ out of the page cache, a bulk read one copy of the mapped bytes. Records batches
 (64 MiB) of pixels each, so a writer never needs more than that beyond the images it was given; a reader
 sees one view per record batch.
 
+Files are written into preallocated blocks (``helpers.fileio.preallocated``, as ``np.save`` does): 0.058 s
+for 100,000 CIFAR-shaped images (1.40x the floor's write) into a new file, 0.039 s (1.01x) preallocated.
+
+With ``compression=`` (any codec of ``helpers.codecs``) the ``image`` column holds each image encoded by
+the codec (``binary``, the codec named in the schema metadata; see ``arrow_table``). Arrow's own IPC
+compression (LZ4 or zstd over whole buffers) is not used: it would have a reader decompress a whole record
+batch to reach one image, where a value of its own is one decode of one image, and any Arrow reader still
+sees the encoded bytes as a plain column.
+
 Damage: the file ends with a footer that locates every record batch, so a truncated file is refused when
 it is opened (before any mapped page past its end could be touched), and pyarrow checks every buffer lies
 inside the file (``validate``). The pixels carry no checksum, as in ``.npy`` and HDF5. ``durable`` fsyncs
@@ -19,12 +28,14 @@ each file and its folder.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
 from helpers import space
+from helpers.codecs import names as codec_names
 from helpers.errors import CorruptStoreError, StorageReportError
 from helpers.stores import arrow_table
 
@@ -38,23 +49,25 @@ def rows_per_batch(shape: tuple[int, ...], dtype: np.dtype) -> int:
     return max(1, BATCH_BYTES // (int(np.prod(shape)) * np.dtype(dtype).itemsize))
 
 
-def write_file(table: pa.Table, path: Path, rows: int) -> None:
+def write_parts(sink: pa.NativeFile, schema: pa.Schema, parts: Iterable[pa.Table], rows: int) -> None:
     options = pa.ipc.IpcWriteOptions(compression=None)
-    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema, options=options) as writer:
-        writer.write_table(table, max_chunksize=rows)
+    with pa.ipc.new_file(sink, schema, options=options) as writer:
+        for part in parts:
+            writer.write_table(part, max_chunksize=rows)
 
 
 class ArrowStore(arrow_table.TableStore):
     name = "arrow"
     trade_off = (
         "Arrow IPC lays the batch out as the columns sit in memory: reads map the file and copy, "
-        "nothing is decoded, and nothing is compressed."
+        "nothing is decoded, and nothing is compressed unless a codec is asked for."
     )
     batch_name = "many.arrow"
     suffix = ".arrow"
 
     rows_per_part = staticmethod(rows_per_batch)
-    write_file = staticmethod(write_file)
+    compressions = tuple(codec_names())
+    write_file = staticmethod(write_parts)
 
     @classmethod
     def space_needed(cls, n_images: int, image_shape: tuple[int, ...], dtype: np.dtype, single: bool) -> int:
@@ -72,8 +85,8 @@ class ArrowStore(arrow_table.TableStore):
         extra = apparent_bytes / n_images - raw_image_bytes
         return (f"The Arrow IPC file holds the columns as they sit in memory: the pixels, an int64 key and label "
                 f"per image (16 bytes), {batches:,} record-batch header(s) and a footer, {extra:,.0f} bytes per "
-                f"image over the pixels ({extra / raw_image_bytes:.1%}); nothing is compressed, and one file "
-                f"has only its last block rounded up.")
+                f"image over the pixels ({extra / raw_image_bytes:.1%}); without compression= nothing is "
+                f"compressed, and one file has only its last block rounded up.")
 
     def _open_reader(self, path: Path) -> "ArrowReader":
         return ArrowReader(path)
@@ -89,11 +102,15 @@ class ArrowReader(arrow_table.TableReader):
         try:
             self.source = pa.memory_map(str(path), "r")
             ipc = pa.ipc.open_file(self.source)
-            count, shape, dtype = arrow_table.describe(ipc.schema, path)
+            layout = arrow_table.describe(ipc.schema, path)
+            count, shape, dtype = layout.count, layout.shape, layout.dtype
             batches = [ipc.get_batch(i) for i in range(ipc.num_record_batches)]
             for batch in batches:
                 batch.validate()
-            views = [arrow_table.pixels_of(batch.column("image"), shape, dtype) for batch in batches if batch.num_rows]
+            firsts = np.cumsum([0] + [batch.num_rows for batch in batches]).tolist()
+            views = [arrow_table.images_of(batch.column("image"), layout,
+                                           lambda row, first=first: f"{path} row {first + row}")
+                     for batch, first in zip(batches, firsts) if batch.num_rows]
             labels = [batch.column("label") for batch in batches]
             if any(column.null_count for column in labels):
                 raise ValueError("a label is missing")

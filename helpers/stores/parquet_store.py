@@ -30,9 +30,34 @@ rows per group  store_many  read_many  random single read
 Bulk reads and writes stop improving past 128-256 rows (the differences there are within the noise);
 random reads grow with the group from 256 rows on. So a group holds ``ROW_GROUP_BYTES`` (768 KiB: 256
 CIFAR images; one 512x512 16-bit scan per group for large images): half the groups, so half the fixed
-cost, of 128 rows, for a random read that stays under 0.2 ms. No writer option measured closed the gap
-to the floor's write (larger data pages, ``write_batch_size``, page format 2.0: all within 5%): pyarrow
-copies each value into its page buffer before writing it, where ``np.save`` writes the array directly.
+cost, of 128 rows, for a random read that stays under 0.2 ms.
+
+Writing. pyarrow copies each value into its page buffer before writing it, where ``np.save`` writes the
+array directly, and no writer option changes that. What did close the gap is where the bytes go:
+``np.save`` allocates the file's blocks in one call before its single write, and a file written without
+that pays ext4's block reservation on every page (``helpers.fileio.preallocated``). Measured on 100,000
+CIFAR-shaped images, 256 rows per group, medians of 5 against ``np.save`` in the same run (0.040 s):
+
+==========================================================  =========
+how the file was written                                    vs floor
+==========================================================  =========
+``pq.write_table`` to the path (the previous way)           2.30-2.42x
+the same, columns declared non-nullable (REQUIRED)          2.36x
+pyarrow alone, into a ``pa.MockOutputStream`` (no file)     0.88x
+``ParquetWriter`` into a preallocated file (this store)     1.80-1.88x
+  and no statistics for key and label either                1.79x
+  and no dictionary for label, PLAIN everywhere             1.79x
+  and ``data_page_size`` 4 MiB, or ``write_batch_size``     1.86x
+  with 1,024 rows per group                                 1.60x
+==========================================================  =========
+
+The options within noise are left at what serves readers: key and label keep their statistics (DuckDB
+skips row groups on ``WHERE label = 3`` with them) and the labels their dictionary. The table is handed
+to pyarrow without a copy (``pa.FixedSizeBinaryArray.from_buffers`` over the images' own buffer).
+
+With ``compression=`` each image is encoded by the codec and the ``image`` column holds the encoded
+values (``binary``; see ``arrow_table``): the row groups keep the rows of the raw layout (256 CIFAR
+images), so a random read fetches a smaller column chunk and decodes one image of it.
 
 A random read (``read_one``) costs one row-group read and decode: pyarrow's per-call work (locating the
 column chunks, building a one-group table, about 60 µs whatever the size) plus copying the group's pixels
@@ -47,6 +72,7 @@ folder (pyarrow itself never does).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +80,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from helpers import space
+from helpers.codecs import names as codec_names
 from helpers.errors import CorruptStoreError, StorageReportError
 from helpers.stores import arrow_table
 
@@ -67,29 +94,31 @@ def rows_per_group(shape: tuple[int, ...], dtype: np.dtype) -> int:
     return max(1, ROW_GROUP_BYTES // (int(np.prod(shape)) * np.dtype(dtype).itemsize))
 
 
-def write_table(table: pa.Table, path: Path, rows_per_group: int) -> None:
-    pq.write_table(
-        table, path, row_group_size=rows_per_group, compression="none",
-        use_dictionary=["label"], write_statistics=["key", "label"], store_schema=True,
-    )
+def write_parts(sink: pa.NativeFile, schema: pa.Schema, parts: Iterable[pa.Table], rows_per_group: int) -> None:
+    with pq.ParquetWriter(
+        sink, schema, compression="none", use_dictionary=["label"], write_statistics=["key", "label"],
+        store_schema=True,
+    ) as writer:
+        for part in parts:
+            writer.write_table(part, row_group_size=rows_per_group)
 
 
-def open_file(path: Path) -> tuple[pq.ParquetFile, int, tuple[int, ...], np.dtype]:
-    """The file opened for reading with (count, shape, dtype), checked against its row groups."""
+def open_file(path: Path) -> tuple[pq.ParquetFile, arrow_table.Layout]:
+    """The file opened for reading with its layout, checked against its row groups."""
     if not path.exists():
         raise CorruptStoreError(f"{path}: file is missing from the store")
     try:
         file = pq.ParquetFile(path)
-        count, shape, dtype = arrow_table.describe(file.schema_arrow, path)
+        layout = arrow_table.describe(file.schema_arrow, path)
         rows = file.metadata.num_rows
     except StorageReportError:
         raise
     except READ_ERRORS as error:
         raise CorruptStoreError(f"{path}: not a readable Parquet file ({error})") from None
-    if rows != count:
+    if rows != layout.count:
         file.close()
-        raise CorruptStoreError(f"{path}: {rows} rows, its metadata promises {count}")
-    return file, count, shape, dtype
+        raise CorruptStoreError(f"{path}: {rows} rows, its metadata promises {layout.count}")
+    return file, layout
 
 
 class ParquetStore(arrow_table.TableStore):
@@ -102,7 +131,8 @@ class ParquetStore(arrow_table.TableStore):
     suffix = ".parquet"
 
     rows_per_part = staticmethod(rows_per_group)
-    write_file = staticmethod(write_table)
+    compressions = tuple(codec_names())
+    write_file = staticmethod(write_parts)
 
     @classmethod
     def space_needed(cls, n_images: int, image_shape: tuple[int, ...], dtype: np.dtype, single: bool) -> int:
@@ -117,7 +147,8 @@ class ParquetStore(arrow_table.TableStore):
     def disk_usage_note(cls, n_images: int, apparent_bytes: int, allocated_bytes: int, raw_image_bytes: int) -> str:
         rows = max(1, ROW_GROUP_BYTES // raw_image_bytes)
         extra = apparent_bytes / n_images - raw_image_bytes
-        return (f"Parquet keeps the pixels uncompressed as fixed-size values, {rows:,} images per row group "
+        return (f"Without compression= Parquet keeps the pixels as fixed-size values, {rows:,} images per row "
+                f"group "
                 f"({-(-n_images // rows):,} groups here); the key column (8 bytes per image), the "
                 f"dictionary-encoded labels, page headers and the footer add {extra:,.0f} bytes per image "
                 f"({extra / raw_image_bytes:.1%} of the pixels). One file, so only its last block is rounded up.")
@@ -130,8 +161,8 @@ class ParquetReader(arrow_table.TableReader):
     """The file open with its row-group boundaries; the last decoded row group is kept for the next read."""
 
     def __init__(self, path: Path) -> None:
-        self.file, count, shape, dtype = open_file(path)
-        super().__init__(path, count, shape, dtype)
+        self.file, self.layout = open_file(path)
+        super().__init__(path, self.layout.count, self.layout.shape, self.layout.dtype)
         sizes = [self.file.metadata.row_group(g).num_rows for g in range(self.file.num_row_groups)]
         self.starts = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
         self.cached_group = -1
@@ -143,10 +174,11 @@ class ParquetReader(arrow_table.TableReader):
         except READ_ERRORS as error:
             raise CorruptStoreError(f"{self.path}: cannot read the first key ({error})") from None
 
-    def group(self, group: int) -> tuple[np.ndarray, np.ndarray]:
+    def group(self, group: int) -> tuple[np.ndarray | arrow_table.EncodedImages, np.ndarray]:
         """(images, labels) of one row group, decoded once and kept until another group is asked for.
 
-        The images are a read-only view of the decoded Arrow buffer (kept alive with it), not a copy.
+        The images are a read-only view of the decoded Arrow buffer (kept alive with it), not a copy; encoded
+        images (``compression=``) are decoded by the codec when indexed.
         """
         if group != self.cached_group:
             rows = int(self.starts[group + 1] - self.starts[group])
@@ -155,19 +187,23 @@ class ParquetReader(arrow_table.TableReader):
                 chunks = table.column("image").chunks
                 if table.num_rows != rows or table.column("label").null_count or len(chunks) != 1:
                     raise ValueError(f"{table.num_rows} rows in {len(chunks)} chunks, expected {rows} labelled rows")
-                images = arrow_table.pixels_of(chunks[0], self.shape, self.dtype)
+                images = arrow_table.images_of(chunks[0], self.layout, lambda row: self.where(group, row))
                 labels = table.column("label").to_numpy()
             except READ_ERRORS as error:
                 raise CorruptStoreError(f"{self.path}: cannot read row group {group} ({error})") from None
             self.cached_group, self.cached = group, (images, labels)
         return self.cached
 
+    def where(self, group: int, row: int) -> str:
+        return f"{self.path} row {int(self.starts[group]) + row} (row group {group})"
+
     def decode(self, read, images: np.ndarray, labels: np.ndarray, what: str) -> None:
+        """Copy (decode) the table ``read()`` gives, which starts at the file's first row."""
         try:
             table = read()
             if table.num_rows != len(images) or table.column("label").null_count:
                 raise ValueError(f"{table.num_rows} rows, expected {len(images)} labelled rows")
-            arrow_table.copy_rows(table, images, labels, 0)
+            arrow_table.copy_rows(table, images, labels, self.layout, lambda row: f"{self.path} row {row}")
         except READ_ERRORS as error:
             raise CorruptStoreError(f"{self.path}: cannot read {what} ({error})") from None
 
