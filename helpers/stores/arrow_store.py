@@ -122,7 +122,9 @@ class ArrowReader(arrow_table.TableReader):
         except READ_ERRORS as error:
             self.release()
             raise CorruptStoreError(f"{path}: not a readable Arrow IPC file ({error})") from None
-        if len(self.labels) != count:
+        if count is None:  # written from chunks without a declared total: the file's rows are the batch
+            count = len(self.labels)
+        elif len(self.labels) != count:
             self.release()
             raise CorruptStoreError(f"{path}: {len(self.labels)} rows, its metadata promises {count}")
         super().__init__(path, count, shape, dtype)

@@ -16,7 +16,7 @@ With ``compression=`` (any codec of ``helpers.codecs``) the ``image`` column is 
 value is one image encoded by the codec (a PNG, a zstd frame...), nothing else, and the metadata object
 names the codec with its level (``compression``), so a reader is never told which, and pyarrow, pandas
 or DuckDB still see three plain columns (``imagecodecs`` or Pillow decode a value). Readers take each
-part's values as ``EncodedImages``, which decodes the images asked for as they are indexed; the raw
+part's values as ``EncodedColumn``, which decodes the images asked for as they are indexed; the raw
 fixed-size path is unchanged. Parts (row groups, record batches) are written one at a time, so encoded
 bytes of at most one part are held beyond the images given. A single image's file is encoded the same way.
 
@@ -26,6 +26,7 @@ carries no definition levels to write or read.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from abc import abstractmethod
@@ -39,10 +40,11 @@ import pyarrow as pa
 from helpers.codecs import Codec, get_codec
 from helpers.errors import CorruptStoreError, ImageNotFoundError
 from helpers.fileio import preallocated, replaced_when_written
-from helpers.stores.base import BatchReader, Store, check_stored
-from helpers.stores.codec import decode_payloads
+from helpers.stores.base import AlignedBlocks, BatchReader, Store, check_stored
+from helpers.stores.codec import EncodedImages, decode_payloads, image_payloads
 
 FORMAT = "image-storage-report/1"
+RUN_BYTES = 16 << 20  # whole parts handed to the writer at a time (about this many bytes) from chunks
 METADATA_KEY = b"image-storage-report"
 
 
@@ -50,7 +52,7 @@ class Layout(NamedTuple):
     """What a file's metadata says about its rows: how many, each image's shape and dtype, and the codec
     that encoded them, by name and ready to decode (None: raw fixed-size pixels)."""
 
-    count: int
+    count: int | None  # None in the metadata of a batch written from chunks without a declared total
     shape: tuple[int, ...]
     dtype: np.dtype
     compression: str | None
@@ -63,8 +65,14 @@ def image_type(shape: tuple[int, ...], dtype: np.dtype, compression: str | None 
     return pa.binary(int(np.prod(shape)) * np.dtype(dtype).itemsize)
 
 
-def schema_for(shape: tuple[int, ...], dtype: np.dtype, count: int, compression: str | None = None) -> pa.Schema:
-    description = {"format": FORMAT, "shape": list(shape), "dtype": np.dtype(dtype).name, "count": int(count)}
+def schema_for(
+    shape: tuple[int, ...], dtype: np.dtype, count: int | None, compression: str | None = None
+) -> pa.Schema:
+    """The columns and metadata of a file of ``count`` rows (None: a batch written from chunks without a
+    declared total, whose row count is then the file's own)."""
+    description = {"format": FORMAT, "shape": list(shape), "dtype": np.dtype(dtype).name}
+    if count is not None:
+        description["count"] = int(count)
     if compression is not None:
         description["compression"] = compression
     return pa.schema(
@@ -75,16 +83,15 @@ def schema_for(shape: tuple[int, ...], dtype: np.dtype, count: int, compression:
 
 
 def parts_of(
-    images: np.ndarray, labels: np.ndarray, keys: np.ndarray, rows: int, image_codec: Codec | None,
+    images: np.ndarray | EncodedImages, labels: np.ndarray, keys: np.ndarray, rows: int, image_codec: Codec | None,
+    schema: pa.Schema,
 ) -> Iterator[pa.Table]:
-    """The rows for ``images`` (C-contiguous) as tables of the schema above.
+    """The rows for ``images`` (C-contiguous, or encoded already by ``image_codec``) as tables of ``schema``.
 
     Raw pixels: one table viewing ``images`` (nothing copied; the writer cuts it into parts of ``rows``).
     Encoded: one table of ``rows`` rows at a time, so that only one part's encoded bytes are held at once.
     """
     shape, dtype = images.shape[1:], images.dtype
-    compression = None if image_codec is None else image_codec.name
-    schema = schema_for(shape, dtype, len(images), compression)
     if image_codec is None:
         little = images.astype(dtype.newbyteorder("<"), copy=False)
         pixels = pa.py_buffer(np.ascontiguousarray(little).reshape(-1).view(np.uint8))
@@ -94,7 +101,7 @@ def parts_of(
         return
     for start in range(0, len(images), rows):
         stop = min(start + rows, len(images))
-        column = pa.array([image_codec.encode(image) for image in images[start:stop]], pa.binary())
+        column = pa.array(image_payloads(images[start:stop], image_codec), pa.binary())
         yield pa.Table.from_arrays(
             [pa.array(keys[start:stop].astype(np.int64)), pa.array(labels[start:stop].astype(np.int64)), column],
             schema=schema,
@@ -110,7 +117,8 @@ def describe(schema: pa.Schema, path: Path) -> Layout:
         found = json.loads(raw)
         if found["format"] != FORMAT:
             raise ValueError(f"format {found['format']!r}, this library reads {FORMAT!r}")
-        count, shape, dtype = int(found["count"]), tuple(int(d) for d in found["shape"]), np.dtype(found["dtype"])
+        count = None if found.get("count") is None else int(found["count"])
+        shape, dtype = tuple(int(d) for d in found["shape"]), np.dtype(found["dtype"])
         compression = found.get("compression")
         # An unknown codec name is an UnknownCodecError, which is a ValueError.
         image_codec = None if compression is None else get_codec(str(compression))
@@ -135,7 +143,7 @@ def pixels_of(column: pa.FixedSizeBinaryArray, shape: tuple[int, ...], dtype: np
     return flat.reshape(len(column), *shape)
 
 
-class EncodedImages:
+class EncodedColumn:
     """The images of one chunk of a ``binary`` image column, decoded when indexed, as an array would give
     them: ``images[i]`` one image, ``images[positions]`` or ``images[a:b]`` a new array of them.
 
@@ -172,14 +180,14 @@ class EncodedImages:
                                lambda position: self.where(rows[position]))
 
 
-def images_of(column: pa.Array, layout: Layout, where: Callable[[int], str]) -> np.ndarray | EncodedImages:
-    """The images of one chunk of the image column: a NumPy view of raw pixels, or ``EncodedImages``.
+def images_of(column: pa.Array, layout: Layout, where: Callable[[int], str]) -> np.ndarray | EncodedColumn:
+    """The images of one chunk of the image column: a NumPy view of raw pixels, or ``EncodedColumn``.
 
     ``where(row)`` names a row of the chunk in an error.
     """
     if layout.image_codec is None:
         return pixels_of(column, layout.shape, layout.dtype)
-    return EncodedImages(column, layout.shape, layout.dtype, layout.image_codec, where)
+    return EncodedColumn(column, layout.shape, layout.dtype, layout.image_codec, where)
 
 
 def copy_rows(table: pa.Table | pa.RecordBatch, images: np.ndarray, labels: np.ndarray, layout: Layout,
@@ -215,6 +223,7 @@ class TableStore(Store):
 
     #: The single images' file name suffix, e.g. ".parquet".
     suffix: ClassVar[str]
+    encodes_each_image = True
 
     @staticmethod
     @abstractmethod
@@ -229,21 +238,24 @@ class TableStore(Store):
     @abstractmethod
     def _open_reader(self, path: Path) -> TableReader: ...
 
-    def write_rows(self, path: Path, images: np.ndarray, labels: np.ndarray, keys: np.ndarray, single: bool) -> None:
-        """The file at ``path``: ``images`` with their labels and keys, encoded by ``compression=`` if given.
-
-        Written into a file preallocated to the (raw) size estimate, which is cut to what was written.
-        """
-        shape, dtype, image_codec = images.shape[1:], images.dtype, self.image_codec
+    def write_parts(
+        self, path: Path, parts: Callable[[pa.Schema, int], Iterable[pa.Table]], shape: tuple[int, ...],
+        dtype: np.dtype, count: int | None, single: bool = False,
+    ) -> None:
+        """The file at ``path`` from the tables ``parts(schema, rows per part)`` gives, images encoded by
+        ``compression=`` if given. Written into a file preallocated to the (raw) size estimate when the
+        count is known, which is cut to what was written."""
         rows = 1 if single else self.rows_per_part(shape, dtype)
-        schema = schema_for(shape, dtype, len(images), None if image_codec is None else image_codec.name)
-        size = self.space_needed(len(images), shape, dtype, single=False)
+        schema = schema_for(shape, dtype, count, None if self.image_codec is None else self.image_codec.name)
+        size = 0 if count is None else self.space_needed(count, shape, dtype, single=False)
         with preallocated(path, size) as fd, pa.OSFile(os.dup(fd), "wb") as sink:
-            self.write_file(sink, schema, parts_of(images, labels, keys, rows, image_codec), rows)
+            self.write_file(sink, schema, parts(schema, rows), rows)
 
     def _store_single(self, image: np.ndarray, image_id: int, label: int) -> None:
         with replaced_when_written(self.single_path(image_id, self.suffix), self.durable) as partial:
-            self.write_rows(partial, image[np.newaxis], np.array([label]), np.array([image_id]), single=True)
+            self.write_parts(partial, lambda schema, rows: parts_of(
+                image[np.newaxis], np.array([label]), np.array([image_id]), rows, self.image_codec, schema,
+            ), image.shape, image.dtype, 1, single=True)
 
     def _read_single(self, image_id: int) -> tuple[np.ndarray, int]:
         path = self.single_path(image_id, self.suffix)
@@ -257,5 +269,19 @@ class TableStore(Store):
         finally:
             reader.close()
 
-    def _write_batch(self, path: Path, images: np.ndarray, labels: np.ndarray) -> None:
-        self.write_rows(path, images, labels, np.arange(len(images)), single=False)
+    def _write_chunks(
+        self, path: Path, chunks: Iterator[tuple[np.ndarray, np.ndarray]], total: int | None
+    ) -> None:
+        """The batch written as its chunks arrive, regrouped into runs of whole parts (row groups or record
+        batches, about ``RUN_BYTES`` a run), so that the file has the parts ``store_many`` would give it."""
+        chunks = iter(chunks)
+        first = next(chunks)
+        shape, dtype = first[0].shape[1:], first[0].dtype
+
+        def parts(schema: pa.Schema, rows: int) -> Iterator[pa.Table]:
+            run = rows * max(1, RUN_BYTES // (rows * int(np.prod(shape)) * dtype.itemsize))
+            for start, images, labels in AlignedBlocks(itertools.chain([first], chunks), run):
+                yield from parts_of(images, labels, np.arange(start, start + len(images)), rows, self.image_codec,
+                                    schema)
+
+        self.write_parts(path, parts, shape, dtype, total)

@@ -755,8 +755,9 @@ class AlignedBlocks:
                 gathered_count += take
                 offset += take
                 if start + gathered_count == block_end:
-                    yield (start, *joined(gathered))
-                    start, gathered, gathered_count = block_end, [], 0
+                    block, gathered, gathered_count = joined(gathered), [], 0  # the parts go before the block is used
+                    yield (start, *block)
+                    start, block = block_end, None
         if gathered:
             yield (start, *joined(gathered))
 

@@ -115,6 +115,8 @@ def open_file(path: Path) -> tuple[pq.ParquetFile, arrow_table.Layout]:
         raise
     except READ_ERRORS as error:
         raise CorruptStoreError(f"{path}: not a readable Parquet file ({error})") from None
+    if layout.count is None:  # written from chunks without a declared total: the file's rows are the batch
+        return file, layout._replace(count=rows)
     if rows != layout.count:
         file.close()
         raise CorruptStoreError(f"{path}: {rows} rows, its metadata promises {layout.count}")
@@ -174,7 +176,7 @@ class ParquetReader(arrow_table.TableReader):
         except READ_ERRORS as error:
             raise CorruptStoreError(f"{self.path}: cannot read the first key ({error})") from None
 
-    def group(self, group: int) -> tuple[np.ndarray | arrow_table.EncodedImages, np.ndarray]:
+    def group(self, group: int) -> tuple[np.ndarray | arrow_table.EncodedColumn, np.ndarray]:
         """(images, labels) of one row group, decoded once and kept until another group is asked for.
 
         The images are a read-only view of the decoded Arrow buffer (kept alive with it), not a copy; encoded
