@@ -23,6 +23,7 @@ import pandas as pd
 from helpers.convert import SyntheticSource, convert, dask_client
 from helpers.errors import CorruptStoreError
 from helpers.fileio import remove, write_atomically
+from helpers.loader import batches
 from helpers.measure import format_bytes
 from helpers.stores import open_store, store_class
 
@@ -98,9 +99,12 @@ def verify_streaming(
     try:
         if len(store) != n_images:
             raise CorruptStoreError(f"{root}: holds {len(store)} images, {n_images} were written")
-        for start in range(0, n_images, chunk_size) if starts is None else starts:
-            stop = min(start + chunk_size, n_images)
-            images, labels = store.read_indices(np.arange(start, stop))
+        # Every chunk through the loader in order, as a reader at scale does; some through read_indices.
+        read = (zip(range(0, n_images, chunk_size), batches(store, chunk_size, shuffle=False)) if starts is None
+                else ((start, store.read_indices(np.arange(start, min(start + chunk_size, n_images))))
+                      for start in starts))
+        for start, (images, labels) in read:
+            stop = start + len(images)
             expected_images, expected_labels = source.read(start, stop)
             if not (np.array_equal(images, expected_images) and np.array_equal(labels, expected_labels)):
                 raise CorruptStoreError(f"{root}: images {start} to {stop - 1} differ from what was written")
