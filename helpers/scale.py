@@ -285,10 +285,12 @@ def conversions_markdown(table: pd.DataFrame, writes: pd.DataFrame | None = None
             if written is not None and len(written):
                 rate = float(written["n_images"].iloc[0] / written["seconds"].iloc[0])
                 alone = fastest.n_images / rate
-                text += (f": writing {fastest.n_images:,} images alone takes the writer about {alone:.1f} s "
+                text += (f": writing {fastest.n_images:,} images alone takes the writer about {alone:.2f} s "
                          f"(at its store_chunks rate of {rate:,.0f} images/s), "
-                         f"{alone / fastest.seconds:.0%} of the conversion's {fastest.seconds:.1f} s; the rest "
-                         f"is making the images and moving them from the workers, which more workers share")
+                         f"{alone / fastest.seconds:.0%} of the conversion's {fastest.seconds:.2f} s")
+                text += (", so the writer is the whole of it and more workers cannot help" if alone >= 0.9 * fastest.seconds
+                         else "; the rest is making the images and moving them from the workers, which more "
+                              "workers share")
             lines.append(text + ".")
             continue
         lines.append(text)

@@ -1,0 +1,30 @@
+"""The at-scale chapter's sentences follow its measured numbers."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from helpers import scale
+
+
+def conversion_rows(method: str, compression: str, one: float, two: float) -> list[dict]:
+    return [{"method": method, "compression": compression, "workers": workers, "n_images": 20_000,
+             "seconds": seconds, "speed_up": one / seconds, "parallel_writers": scale.parallel_writers(method)}
+            for workers, seconds in ((1, one), (2, two))]
+
+
+def test_each_way_of_writing_is_explained_from_its_numbers():
+    table = pd.DataFrame(conversion_rows("disk", "png", 6.0, 3.5) + conversion_rows("lmdb", "png", 1.7, 1.2)
+                         + conversion_rows("zarr", "", 0.13, 0.126) + conversion_rows("hdf5", "", 1.0, 0.6))
+    writes = pd.DataFrame([{"method": "zarr", "n_images": 1_000_000, "seconds": 6.4, "skipped": ""},
+                           {"method": "hdf5", "n_images": 1_000_000, "seconds": 2.0, "skipped": ""}])
+    lines = scale.conversions_markdown(table, writes).splitlines()
+    assert lines[0].startswith("- **disk (png values)**: 2 workers 1.71x one worker; its batch is made of independent")
+    assert "the workers encode every image with png" in lines[1] and "1.42x" in lines[1]
+    assert "0.13 s" in lines[2] and "the writer is the whole of it and more workers cannot help" in lines[2]
+    assert "takes the writer about 0.04 s" in lines[3] and "the rest is making the images" in lines[3]
+
+
+def test_conversions_store_png_values_where_a_method_takes_them():
+    plan = dict(scale.conversion_plan(["disk", "lmdb", "hdf5", "zarr"]))
+    assert plan == {"disk": "png", "lmdb": "png", "hdf5": None, "zarr": None}
