@@ -4,7 +4,7 @@
 cluster (a ``LocalCluster`` of processes started and closed here by default, or an existing cluster by its
 scheduler address) and writes the store in one of two ways:
 
-- methods whose batch is made of independent pieces (``Store.writes_pieces``: PNG shard folders, tar shards) are
+- methods whose batch is made of independent pieces (``Store.writes_pieces``: PNG shard folders, tar shards, Zarr shards) are
   written by every worker at once, each piece atomically, and joined into the batch by ``commit_pieces``
   once all are there; a rerun after a failure writes only the missing pieces;
 - single-writer methods (one LMDB environment, one HDF5 file, one array) get the chunks from the workers,
@@ -338,8 +338,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m helpers.convert",
         description="Write a dataset into a store in parallel on a Dask cluster (a local one by default). "
-                    "Methods made of pieces (disk: PNG shard folders, tar: shards) are written by every worker at "
-                    "once; single-writer methods (lmdb, hdf5, npy, ...) get chunks read by the workers and one writer. "
+                    "Methods made of pieces (disk: PNG shard folders, tar: shards, zarr: shards) are written by every "
+                    "worker at once; single-writer methods (lmdb, hdf5, parquet, ...) get chunks read (and, with a "
+                    "codec, encoded) by the workers and one writer. "
                     "The store appears only once complete; rerun after a failure to finish it.",
     )
     parser.add_argument("source", help="synthetic (synthetic:K repeats the first K images), METHOD:PATH of an "

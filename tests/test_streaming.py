@@ -212,3 +212,21 @@ def test_synthetic_chunks_are_the_synthetic_set_cut_in_pieces():
     np.testing.assert_array_equal(images, whole.images[300:302])
     with pytest.raises(DatasetError, match="chunk_size must be a positive"):
         next(datasets.synthetic_chunks(10, chunk_size=0))
+
+
+@pytest.mark.parametrize("method", [method for method in METHODS if store_class(method).writes_pieces])
+def test_pieces_written_in_any_order_make_store_manys_batch(method, tmp_path):
+    images = random_images(1_400, shape=(128, 128, 3))  # 69 MB: several pieces of every method with pieces
+    labels = np.arange(1_400) % 11
+    serial = open_store(method, tmp_path / "serial")
+    serial.store_many(images, labels)
+    store = open_store(method, tmp_path / "pieces")
+    pieces = store.begin_pieces(len(images), images.shape[1:], images.dtype)
+    assert pieces >= 2
+    for index in reversed(range(pieces)):
+        start, stop = store.piece_bounds(index)
+        store.write_piece(index, images[start:stop], labels[start:stop])
+    assert store.pieces_done() == set(range(pieces))
+    store.commit_pieces()
+    np.testing.assert_array_equal(store.read_many(1_400)[0], images)
+    assert file_bytes(store) == file_bytes(serial)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -35,6 +36,12 @@ SUPPORTED_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16))
 UINT8_CHANNELS = (1, 2, 3, 4)  # grey, grey+alpha, RGB, RGBA: what PNG can hold
 PARTIAL_SUFFIX = ".partial"
 PIECES_PLAN = ".pieces.json"  # inside a partial batch written in pieces: what the pieces add up to
+PIECE_WRITING = ".writing-"  # in the name of a piece a process is still writing
+
+
+def writing_name(name: str) -> str:
+    """The temporary name this process and thread write the piece ``name`` under, before renaming it."""
+    return f"{name}{PIECE_WRITING}{os.getpid()}.{threading.get_ident()}"
 # A batch being deleted is renamed first, so a kill half-way through the deletion leaves no batch at all
 # rather than a batch with some of its files gone.
 REMOVING_SUFFIX = ".removing"
@@ -494,7 +501,11 @@ class Store(ABC):
         """Prepare the empty partial folder for pieces (e.g. file system hints)."""
 
     def _discard_unfinished_pieces(self, partial: Path) -> None:
-        """Remove what processes killed while writing a piece left behind (pieces are never half there)."""
+        """Remove what processes killed while writing a piece left behind (pieces are never half there):
+        everything named by ``writing_name``."""
+        for entry in partial.iterdir():
+            if PIECE_WRITING in entry.name:
+                remove(entry)
 
     def _commit_pieces(self, partial: Path, count: int, image_shape: tuple[int, ...], dtype: np.dtype) -> None:
         raise NotImplementedError

@@ -46,13 +46,12 @@ from helpers import space
 from helpers.codecs import get_codec
 from helpers.errors import CorruptStoreError, ImageNotFoundError
 from helpers.fileio import fsync_tree, remove, spread_subfolders, write_atomically, write_new_file
-from helpers.stores.base import AlignedBlocks, BatchReader, Store, check_count, check_image_shape
+from helpers.stores.base import AlignedBlocks, BatchReader, Store, check_count, check_image_shape, writing_name
 
 # Below this many images a pool costs more than it saves.
 PARALLEL_THRESHOLD = 256
 READ_CHUNK_IMAGES = 256  # images per call when reading: reads share no folder lock, so any split works
 SHARD_IMAGES = 1000  # images per folder of a batch, and per call a pool worker handles
-PIECE_WRITING = ".writing-"  # in the name of a shard folder a process is still writing
 PIECE_LABELS = "labels.npy"  # a written piece's labels, until the commit puts them in labels.csv
 CSV_ROW_BYTES = 36  # a labels.csv row: "<image id up to 12 digits>,<int64 label up to 20 characters>\r\n"
 
@@ -441,7 +440,7 @@ class DiskStore(Store):
         if (final / PIECE_LABELS).exists():  # written by an earlier attempt at this task: the same images
             return
         remove(final)  # a piece whose labels an interrupted commit had taken already: written again
-        temporary = partial / f"{index:04d}{PIECE_WRITING}{os.getpid()}.{threading.get_ident()}"
+        temporary = partial / writing_name(f"{index:04d}")
         remove(temporary)
         temporary.mkdir()
         try:
@@ -460,11 +459,6 @@ class DiskStore(Store):
     def _pieces_done(self, partial: Path) -> set[int]:
         return {int(entry.name) for entry in partial.iterdir()
                 if entry.name.isdigit() and (entry / PIECE_LABELS).exists()}
-
-    def _discard_unfinished_pieces(self, partial: Path) -> None:
-        for entry in partial.iterdir():
-            if PIECE_WRITING in entry.name:
-                remove(entry)
 
     def _commit_pieces(self, partial: Path, count: int, image_shape: tuple[int, ...], dtype: np.dtype) -> None:
         with open(partial / "labels.csv", "w", newline="") as handle:

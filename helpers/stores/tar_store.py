@@ -40,7 +40,6 @@ import mmap
 import os
 import re
 import tarfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -50,7 +49,7 @@ from helpers import space
 from helpers.codecs import names as codec_names
 from helpers.errors import CorruptStoreError, ImageFormatError, ImageNotFoundError
 from helpers.fileio import fsync_path, replaced_when_written
-from helpers.stores.base import BatchReader, Store, check_stored
+from helpers.stores.base import BatchReader, Store, check_stored, writing_name
 from helpers.stores.tar_compressed import (
     CompressedTarReader, add_samples, piece_index_name, recorded_compression, write_compressed_shards,
     write_description,
@@ -64,7 +63,6 @@ CHUNK = 1024  # samples built in memory at a time when writing
 INDEX_NAME = "index.npy"
 CHECKSUM = slice(148, 156)  # the ustar header's checksum field
 UNKNOWN_COUNT = 10**8  # images a batch of unknown size may hold: keys of 8 digits
-PIECE_WRITING = ".writing-"  # in the name of a shard a process is still writing
 
 
 def shard_name(shard: int) -> str:
@@ -314,9 +312,8 @@ class TarStore(Store):
         if index in self._pieces_done(partial):  # written by an earlier attempt at this task: the same images
             return
         layout = SampleLayout(count, images.shape[1:], images.dtype)
-        writing = f"{PIECE_WRITING}{os.getpid()}.{threading.get_ident()}"
-        temporary = partial / f"{shard_name(index)}{writing}"
-        rows_temporary = partial / f"{piece_index_name(index)}{writing}"
+        temporary = partial / writing_name(shard_name(index))
+        rows_temporary = partial / writing_name(piece_index_name(index))
         first = index * layout.per_shard
         try:
             if self.compression is None:
@@ -343,11 +340,6 @@ class TarStore(Store):
         if self.compression is None:
             return shards
         return {shard for shard in shards if (partial / piece_index_name(shard)).exists()}
-
-    def _discard_unfinished_pieces(self, partial: Path) -> None:
-        for entry in partial.iterdir():
-            if PIECE_WRITING in entry.name:
-                entry.unlink()
 
     def _commit_pieces(self, partial: Path, count: int, image_shape: tuple[int, ...], dtype: np.dtype) -> None:
         layout = SampleLayout(count, image_shape, dtype)

@@ -54,12 +54,17 @@ so a random read decodes one image and not 128, 4,096 chunks to a shard (COMPRES
 chunks' sizes then vary, so only the shard files' presence is checked on opening (each chunk's CRC-32C
 still catches damage). The codecs are part of the array's metadata: zarr-python and TensorStore decode
 them whatever ``compression=`` the reader was opened with; the group's ``compression`` attribute names it.
+
+At scale, ``store_chunks`` writes shard by shard, and ``helpers.convert`` has many workers write shards at
+once (``writes_pieces``): each piece is one shard file, made as a one-shard array of the batch's layout
+and moved into place; the result is byte for byte the batch ``store_many`` writes.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -72,7 +77,7 @@ from helpers.codecs import BLOSC_COMPRESSOR, BLOSC_LEVELS
 from helpers.errors import CorruptStoreError, ImageNotFoundError, StorageReportError
 from helpers.fileio import fsync_path, fsync_tree, remove
 from helpers.stores.base import (
-    PARTIAL_SUFFIX, REMOVING_SUFFIX, AlignedBlocks, BatchReader, Store, check_stored,
+    PARTIAL_SUFFIX, REMOVING_SUFFIX, AlignedBlocks, BatchReader, Store, check_stored, writing_name,
 )
 
 FORMAT = "image-storage-report/1"
@@ -84,6 +89,7 @@ INDEX_ENTRY_BYTES = 16  # offset and length of one chunk in a shard's index
 KEY_ENCODING = {"name": "default", "configuration": {"separator": "."}}
 METADATA_BYTES = 4096  # one zarr.json (about 1 KiB), rounded up to a block
 COMPRESSED_PER_SHARD = 4096  # images (one per chunk) per shard file of a compressed batch
+PIECE_LABELS = "labels.npy"  # a piece's labels, moved beside the batch when the piece is done
 UNBOUNDED = 2**62  # a number of images larger than any batch: the layout of a batch whose size is not known
 
 
@@ -95,6 +101,10 @@ def layout(count: int, image_shape: tuple[int, ...], itemsize: int, compressed: 
     per_chunk = max(1, min(count, CHUNK_BYTES // image_bytes))
     chunks = -(-count // per_chunk)
     return per_chunk, per_chunk * min(CHUNKS_PER_SHARD, chunks)
+
+
+def piece_labels_name(index: int) -> str:
+    return f"{index}.labels.npy"
 
 
 def shard_name(shard: int, ndim: int) -> str:
@@ -285,8 +295,7 @@ class ZarrStore(Store):
             total = gathered  # the whole batch is in hand
         image_shape, dtype = head[0][0].shape[1:], head[0][0].dtype
         per_chunk, per_shard = layout(total or UNBOUNDED, image_shape, dtype.itemsize, compressed)
-        attributes = {"format": FORMAT, **({"compression": self.compression} if compressed else {})}
-        group = zarr.open_group(path, mode="w-", attributes=attributes)
+        group = zarr.open_group(path, mode="w-", attributes=self.group_attributes())
         images_array = create_array(group, "images", (total or 0, *image_shape), dtype, (per_chunk, *image_shape),
                                     shards=(per_shard, *image_shape), compression=self.compression)
         labels_parts: list[np.ndarray] = []
@@ -300,6 +309,56 @@ class ZarrStore(Store):
             images_array[start:stop] = images
         labels = np.concatenate(labels_parts)
         create_array(group, "labels", labels.shape, labels.dtype, labels.shape)[...] = labels
+
+    # A piece is one shard file. A worker writes its images as a one-shard array of the batch's layout
+    # beside the batch (the shard file's bytes do not depend on where the shard sits in the array), moves
+    # the shard file into place and then its labels, which mark the piece done; the commit writes the
+    # arrays' metadata and the labels.
+    writes_pieces = True
+
+    def images_per_piece(self, image_shape: tuple[int, ...], dtype: np.dtype) -> int:
+        return layout(UNBOUNDED, image_shape, np.dtype(dtype).itemsize, self.compression is not None)[1]
+
+    def _write_piece(
+        self, partial: Path, index: int, images: np.ndarray, labels: np.ndarray, count: int
+    ) -> None:
+        if index in self._pieces_done(partial):  # written by an earlier attempt at this task: the same images
+            return
+        image_shape = images.shape[1:]
+        per_chunk, per_shard = layout(count, image_shape, images.dtype.itemsize, self.compression is not None)
+        scratch = partial / writing_name(f"piece-{index}")
+        try:
+            group = zarr.open_group(scratch, mode="w-")
+            create_array(group, "images", images.shape, images.dtype, (per_chunk, *image_shape),
+                         shards=(per_shard, *image_shape), compression=self.compression)[...] = images
+            np.save(scratch / PIECE_LABELS, labels)
+            shard = scratch / "images" / shard_name(0, images.ndim)
+            if self.durable:
+                fsync_path(shard)
+                fsync_path(scratch / PIECE_LABELS)
+            (partial / "images").mkdir(exist_ok=True)
+            os.replace(shard, partial / "images" / shard_name(index, images.ndim))
+            os.replace(scratch / PIECE_LABELS, partial / piece_labels_name(index))
+        finally:
+            remove(scratch)
+
+    def _pieces_done(self, partial: Path) -> set[int]:
+        return {int(entry.name.split(".")[0]) for entry in partial.iterdir()
+                if re.fullmatch(r"\d+\.labels\.npy", entry.name)}
+
+    def _commit_pieces(self, partial: Path, count: int, image_shape: tuple[int, ...], dtype: np.dtype) -> None:
+        pieces = range(-(-count // self.images_per_piece(image_shape, dtype)))
+        labels = np.concatenate([np.load(partial / piece_labels_name(index), allow_pickle=False) for index in pieces])
+        per_chunk, per_shard = layout(count, image_shape, dtype.itemsize, self.compression is not None)
+        group = zarr.open_group(partial, mode="a", attributes=self.group_attributes())
+        create_array(group, "images", (count, *image_shape), dtype, (per_chunk, *image_shape),
+                     shards=(per_shard, *image_shape), compression=self.compression)
+        create_array(group, "labels", labels.shape, labels.dtype, labels.shape)[...] = labels
+        for index in pieces:
+            (partial / piece_labels_name(index)).unlink()
+
+    def group_attributes(self) -> dict:
+        return {"format": FORMAT, **({"compression": self.compression} if self.compression is not None else {})}
 
     def _open_reader(self, path: Path) -> "ZarrReader":
         return ZarrReader(path)
