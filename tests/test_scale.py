@@ -15,8 +15,8 @@ def conversion_rows(method: str, compression: str, one: float, two: float) -> li
 
 def test_each_way_of_writing_is_explained_from_its_numbers():
     table = pd.DataFrame(conversion_rows("disk", "png", 6.0, 3.5) + conversion_rows("lmdb", "png", 1.7, 1.2)
-                         + conversion_rows("zarr", "", 0.13, 0.126) + conversion_rows("hdf5", "", 1.0, 0.6))
-    writes = pd.DataFrame([{"method": "zarr", "n_images": 1_000_000, "seconds": 6.4, "skipped": ""},
+                         + conversion_rows("sqlite", "", 0.13, 0.126) + conversion_rows("hdf5", "", 1.0, 0.6))
+    writes = pd.DataFrame([{"method": "sqlite", "n_images": 1_000_000, "seconds": 6.4, "skipped": ""},
                            {"method": "hdf5", "n_images": 1_000_000, "seconds": 2.0, "skipped": ""}])
     lines = scale.conversions_markdown(table, writes).splitlines()
     assert lines[0].startswith("- **disk (png values)**: 2 workers 1.71x one worker; its batch is made of independent")
