@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import datasets, report, scans
+from helpers import datasets, image_folder, report, scans
 from helpers.errors import DatasetError
 from helpers.image_folder import SIGNED_SHIFT
 from helpers.stores import disk
@@ -130,14 +130,48 @@ def test_grey_in_a_colour_folder_is_repeated_over_three_channels(tmp_path):
     assert all(np.array_equal(data.images[0, :, :, c], grey) for c in range(3))
 
 
-def test_the_process_pool_gives_what_one_process_gives(tmp_path, monkeypatch):
+@pytest.mark.parametrize("memory_file_system", [True, False], ids=["slots", "chunks-sent-back"])
+def test_the_process_pool_gives_what_one_process_gives(tmp_path, monkeypatch, memory_file_system):
     monkeypatch.setattr(disk, "PARALLEL_THRESHOLD", 8)
-    for index in range(24):
-        Image.fromarray(gradient(12, 10, 3, seed=index)).save(tmp_path / f"{index:02d}.png")
-    serial = datasets.load_folder(tmp_path, workers=1, progress=False)
-    parallel = datasets.load_folder(tmp_path, workers=2, progress=False)
+    shm = tmp_path / "shm"
+    if memory_file_system:
+        shm.mkdir()
+    monkeypatch.setattr(image_folder, "SHARED_MEMORY_DIR", str(shm))
+    sent = []
+    send = image_folder._ParallelDecode._send
+
+    def counting_send(self, pool):
+        send(self, pool)
+        sent.extend(first for _, first, _, _ in self.running if first not in sent)
+
+    monkeypatch.setattr(image_folder._ParallelDecode, "_send", counting_send)
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for index in range(40):
+        Image.fromarray(gradient(12, 10, 3, seed=index)).save(folder / f"{index:02d}.png")
+    serial = datasets.load_folder(folder, workers=1, progress=False)
+    parallel = datasets.load_folder(folder, workers=2, progress=False)
+    assert sent, "no chunk went to a worker process"
     assert np.array_equal(serial.images, parallel.images)
     assert np.array_equal(serial.images[5], gradient(12, 10, 3, seed=5))
+    assert not memory_file_system or not any(shm.iterdir())  # the slots' file is gone
+
+
+def test_a_file_that_fails_half_way_through_decoding_is_named_with_the_pool(tmp_path, monkeypatch):
+    monkeypatch.setattr(disk, "PARALLEL_THRESHOLD", 8)
+    shm = tmp_path / "shm"
+    shm.mkdir()
+    monkeypatch.setattr(image_folder, "SHARED_MEMORY_DIR", str(shm))
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for index in range(40):
+        path = folder / f"{index:02d}.png"
+        Image.fromarray(gradient(32, 32, 3, seed=index)).save(path)
+        if index >= 20:  # a valid header, pixels cut short: only decoding finds it
+            path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(DatasetError, match=r"images/\d\d\.png: cannot decode it"):
+        datasets.load_folder(folder, workers=2, progress=False)
+    assert not any(shm.iterdir())
 
 
 def test_load_reads_a_folder_of_images_and_a_cifar_folder_stays_cifar(mixed, tmp_path):
