@@ -53,14 +53,14 @@ QUICK_CUTOFFS = [10, 100, 1000]
 DEFAULT_METHODS = [name for name in names() if name != FLOOR]
 DEFAULT_REPEATS = 3
 DEFAULT_LARGE_CUTOFFS = [10, 100, 1000]
-QUICK_LARGE_CUTOFFS = [10, 30]
+QUICK_LARGE_CUTOFFS = [10, 20]
 NAMED_DATASETS = ("auto", "cifar10", "synthetic", "scans")
 DEFAULT_BATCH_SIZE = BATCH_SIZE
 DEFAULT_WORKERS = [1, 2]
 DEFAULT_COMPRESSIONS = ["zstd", "blosc", "gzip", "lzf", "jpegls", "jpeg:90"]
 QUICK_COMPRESSIONS = ["zstd", "blosc", "jpeg:90"]  # a byte compressor, a bit-shuffling one, a lossy codec
 DEFAULT_COMPRESSION_IMAGES = 2000
-QUICK_COMPRESSION_IMAGES = 300
+QUICK_COMPRESSION_IMAGES = 200
 DEFAULT_SCALE_IMAGES = 1_000_000  # images written by the at-scale chapter (store_chunks; conversions capped)
 QUICK_SCALE_IMAGES = 2_000
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
