@@ -39,7 +39,7 @@ LMDB_PAGE = 4096
 #: Scans measured next to CIFAR, per CIFAR image measured (10 for 2,000): a scan is 170 times larger, and
 #: its PNG takes about 0.1 s to write.
 SCANS_PER_IMAGE = 1 / 250
-MIN_SCANS = 10
+MIN_SCANS = 4
 
 
 # -- what is measured ------------------------------------------------------------------------------------
@@ -192,7 +192,7 @@ def run_and_save(
 
 
 def load_scans(compression_images: int) -> object | None:
-    """The synthetic 16-bit scans measured beside CIFAR (one per 250 CIFAR images, at least 10), or None,
+    """The synthetic 16-bit scans measured beside CIFAR (one per 250 CIFAR images, at least MIN_SCANS), or None,
     said in one line, when ``helpers.datasets.synthetic_scans`` does not exist in this version."""
     from helpers import datasets
 
