@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import nbformat
@@ -92,3 +93,11 @@ def test_later_notebooks_read_the_results_earlier_ones_write():
     assert "append_rows(results_dir, \"many_images\"" in "".join(c.source for c in writes["02-many-images"].cells)
     for reader in ("03-disk-usage", "09-conclusions"):
         assert "read_results(results_dir, \"many_images\")" in "".join(c.source for c in writes[reader].cells)
+
+
+def test_every_notebook_that_loads_the_dataset_passes_the_image_size():
+    """A folder of images of many sizes loads only with ``image_size``: each chapter must pass it on."""
+    for name in NOTEBOOKS:
+        for cell in nbformat.read(NOTEBOOKS_DIR / f"{name}.ipynb", as_version=4).cells:
+            for call in re.findall(r"datasets\.load\(.*", cell.source):
+                assert "size=image_size" in call, f"{name}: {call}"
