@@ -101,7 +101,7 @@ class EncodedImages:
 
     @classmethod
     def encode(cls, images: np.ndarray, image_codec: Codec) -> "EncodedImages":
-        return cls([image_codec.encode(image) for image in images], image_codec.name, images.shape[1:], images.dtype)
+        return cls(image_payloads(images, image_codec), image_codec.name, images.shape[1:], images.dtype)
 
     @property
     def shape(self) -> tuple[int, ...]:

@@ -300,7 +300,6 @@ class ZarrStore(Store):
                                     shards=(per_shard, *image_shape), compression=self.compression)
         labels_parts: list[np.ndarray] = []
         blocks = AlignedBlocks(itertools.chain(head, chunks), per_shard)
-        del head
         for start, images, labels in blocks:
             labels_parts.append(labels)
             stop = start + len(images)
