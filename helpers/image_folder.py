@@ -23,10 +23,12 @@ Pixels keep their bits:
 A multi-frame file (an animated image, a multi-page TIFF, a multi-frame DICOM) gives its first frame,
 as Pillow's ``open`` does.
 
-Every file's header is read first (cheap: no pixels are decoded), so the result's shape and type are
-known before any pixels are; the pixels are then decoded in chunks, by several processes for a large
-folder, into one preallocated array (worker processes pass their chunks through a small ring of shared
-slots), which keeps the memory used near the array's own size.
+Each file is opened once: the first file's header sets the result's pixel type and size, the array is
+allocated, and every file is checked against them as it is decoded (in chunks, by several processes for a
+large folder; worker processes pass their chunks through a small ring of shared slots), which keeps the
+memory used near the array's own size. Only when a file does not fit (a colour image after greyscale ones,
+another size, another bit depth) are all the headers read, to find the folder's type and size or to say
+why it has none, and the pixels decoded again.
 """
 
 from __future__ import annotations
@@ -80,6 +82,29 @@ class Header:
     width: int
     pixel_type: str
     signed: bool = False
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What every image of a load becomes: its pixel type and ``(height, width)``, whether images of other
+    sizes are resized to it, and whether 16-bit values are signed DICOM ones (shifted into uint16)."""
+
+    pixel_type: str
+    shape: tuple[int, int]
+    resize: bool
+    signed: bool = False
+
+    def fits(self, header: Header) -> bool:
+        """Whether an image with this header can be loaded as the layout says, its bits kept."""
+        grey_in_colour = self.pixel_type == RGB8 and header.pixel_type == GREY8
+        same_type = header.pixel_type == self.pixel_type or grey_in_colour
+        same_shape = self.resize or (header.height, header.width) == self.shape
+        return same_type and same_shape and header.signed == self.signed
+
+
+class LayoutMismatch(Exception):
+    """A file that does not fit the layout guessed from the first file (not an error of the folder's:
+    ``load_folder`` then reads every header and starts again)."""
 
 
 # -- finding the files ---------------------------------------------------------------------------------
@@ -218,14 +243,33 @@ def read_header(path: Path) -> Header:
         raise DatasetError(f"{path}: cannot read it as an image ({type(error).__name__}: {error})") from None
 
 
+def _shifted(values: np.ndarray) -> np.ndarray:
+    if values.dtype == np.int16:
+        return values.view(np.uint16) ^ np.uint16(SIGNED_SHIFT)  # + 32768, exactly
+    return values
+
+
 def read_dicom(path: Path) -> np.ndarray:
     """The first frame's stored values of a DICOM file, ``(h, w)`` or ``(h, w, 3)``; signed 16-bit + 32768."""
     from pydicom.pixels import pixel_array
 
-    values = pixel_array(path, index=0)
-    if values.dtype == np.int16:
-        return values.view(np.uint16) ^ np.uint16(SIGNED_SHIFT)  # + 32768, exactly
-    return values
+    return _shifted(pixel_array(path, index=0))
+
+
+def _values_header(values: np.ndarray) -> Header | None:
+    """The header a DICOM file's decoded values imply, or None for values of no pixel type this reads."""
+    if values.ndim == 2 and values.dtype in (np.uint16, np.int16):
+        return Header(*values.shape, GREY16, signed=values.dtype == np.int16)
+    if values.ndim == 2 and values.dtype == np.uint8:
+        return Header(*values.shape, GREY8)
+    if values.ndim == 3 and values.shape[2] == 3 and values.dtype == np.uint8:
+        return Header(*values.shape[:2], RGB8)
+    return None
+
+
+def _check_fits(path: Path, header: Header, layout: Layout) -> None:
+    if not layout.fits(header):
+        raise LayoutMismatch(str(path))
 
 
 def _fit(image, size: tuple[int, int]):
@@ -235,10 +279,13 @@ def _fit(image, size: tuple[int, int]):
     return ImageOps.fit(image, (size[1], size[0]), method=Image.Resampling.BILINEAR)
 
 
-def _pillow_pixels(path: Path, pixel_type: str, size: tuple[int, int] | None) -> np.ndarray:
+def _pillow_pixels(path: Path, layout: Layout) -> tuple[np.ndarray, tuple[int, int]]:
     from PIL import Image
 
     with Image.open(path) as image:
+        original = (image.height, image.width)
+        _check_fits(path, Header(*original, _pillow_pixel_type(image.mode, path)), layout)
+        pixel_type, size = layout.pixel_type, layout.shape if layout.resize else None
         if size is not None and image.format == "JPEG":
             # JPEG can decode at 1/2, 1/4 or 1/8 scale directly: the fastest path to a smaller image.
             scale = max(size[0] / image.height, size[1] / image.width)
@@ -254,35 +301,50 @@ def _pillow_pixels(path: Path, pixel_type: str, size: tuple[int, int] | None) ->
                 image = image.convert(wanted)
         if size is not None:
             image = _fit(image, size)
-        return np.asarray(image)
+        return np.asarray(image), original
 
 
-def read_pixels(path: Path, pixel_type: str, size: tuple[int, int] | None) -> np.ndarray:
-    """One image as ``(h, w, channels)`` of the folder's pixel type; DatasetError naming the file on failure."""
+def _dicom_pixels(path: Path, layout: Layout) -> tuple[np.ndarray, tuple[int, int]]:
+    from pydicom.pixels import pixel_array
+
+    values = pixel_array(path, index=0)
+    header = _values_header(values)
+    if header is None:  # values of no pixel type this reads: its header says why, or the check below
+        read_header(path)
+    else:
+        _check_fits(path, header, layout)
+    original = values.shape[:2]
+    values = _shifted(values)
+    if layout.resize:
+        from PIL import Image
+
+        values = np.asarray(_fit(Image.fromarray(values), layout.shape))
+    return values, original
+
+
+def read_pixels(path: Path, layout: Layout) -> tuple[np.ndarray, tuple[int, int]]:
+    """One image as ``(h, w, channels)`` of the layout, and its size before any resize. DatasetError naming
+    the file if it cannot be decoded; LayoutMismatch if it does not fit the layout."""
     try:
         if image_format(path) == "DICOM":
-            values = read_dicom(path)
-            if size is not None:
-                from PIL import Image
-
-                values = np.asarray(_fit(Image.fromarray(values), size))
+            values, original = _dicom_pixels(path, layout)
         else:
-            values = _pillow_pixels(path, pixel_type, size)
-    except DatasetError:
+            values, original = _pillow_pixels(path, layout)
+    except (DatasetError, LayoutMismatch):
         raise
     except Exception as error:  # noqa: BLE001 - a damaged file fails in many ways inside the decoders
         raise DatasetError(f"{path}: cannot decode it ({type(error).__name__}: {error})") from None
-    dtype, channels = PIXEL_TYPES[pixel_type]
+    dtype, channels = PIXEL_TYPES[layout.pixel_type]
     if values.dtype.kind == "u" and values.dtype.itemsize == np.dtype(dtype).itemsize:
         values = values.astype(dtype, copy=False)  # big-endian 16-bit (I;16B) to this machine's order
     if values.ndim == 2:
         values = values[:, :, None]
     if values.shape[2] == 1 and channels == 3:  # a greyscale image in a colour folder
         values = np.repeat(values, 3, axis=2)
-    if values.dtype != dtype or values.shape[2] != channels:
-        raise DatasetError(f"{path}: decoded as {values.dtype} with {values.shape[2]} channel(s), "
-                           f"not as its header said ({pixel_type})")
-    return values
+    if values.dtype != dtype or values.shape[2] != channels or values.shape[:2] != layout.shape:
+        raise DatasetError(f"{path}: decoded as {values.shape[1]}x{values.shape[0]} {values.dtype} with "
+                           f"{values.shape[2]} channel(s), not as its header said ({layout.pixel_type})")
+    return values, original
 
 
 # -- work done in chunks, in this process or by the pool -------------------------------------------------
@@ -290,45 +352,42 @@ def _read_headers(paths: Sequence[str]) -> list[Header]:
     return [read_header(Path(path)) for path in paths]
 
 
-def _checked_pixels(path: str, pixel_type: str, shape: tuple[int, int]) -> np.ndarray:
-    """One image, checked to have the size the whole folder is loaded at."""
-    values = read_pixels(Path(path), pixel_type, shape)
-    if values.shape[:2] != shape:
-        raise DatasetError(f"{path}: {values.shape[1]}x{values.shape[0]} pixels where its header said "
-                           f"{shape[1]}x{shape[0]}")
-    return values
+def _decoded(paths: Sequence[str], layout: Layout) -> Iterator[tuple[np.ndarray, tuple[int, int]]]:
+    return (read_pixels(Path(path), layout) for path in paths)
 
 
-def _decoded(paths: Sequence[str], pixel_type: str, shape: tuple[int, int]) -> Iterator[np.ndarray]:
-    return (_checked_pixels(path, pixel_type, shape) for path in paths)
-
-
-def _read_chunk(paths: Sequence[str], pixel_type: str, shape: tuple[int, int]) -> np.ndarray:
-    """The images of ``paths`` as one new array."""
-    dtype, channels = PIXEL_TYPES[pixel_type]
-    out = np.empty((len(paths), *shape, channels), dtype=dtype)
-    for index, values in enumerate(_decoded(paths, pixel_type, shape)):
+def _read_chunk(paths: Sequence[str], layout: Layout) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """The images of ``paths`` as one new array, and their sizes before any resize."""
+    dtype, channels = PIXEL_TYPES[layout.pixel_type]
+    out = np.empty((len(paths), *layout.shape, channels), dtype=dtype)
+    originals = []
+    for index, (values, original) in enumerate(_decoded(paths, layout)):
         out[index] = values
-    return out
+        originals.append(original)
+    return out, originals
 
 
-def _read_chunk_to_slot(ring_path: str, offset: int, paths: Sequence[str], pixel_type: str,
-                        shape: tuple[int, int]) -> None:
-    """Decode ``paths`` into the ring file's slot that starts at byte ``offset``, image after image."""
+def _read_chunk_to_slot(ring_path: str, offset: int, paths: Sequence[str],
+                        layout: Layout) -> list[tuple[int, int]]:
+    """Decode ``paths`` into the ring file's slot that starts at byte ``offset``, image after image; their
+    sizes before any resize."""
     from helpers.loader import reuse_freed_memory
 
     reuse_freed_memory()  # see _ParallelDecode.run
     handle = os.open(ring_path, os.O_WRONLY)
+    originals = []
     try:
-        for values in _decoded(paths, pixel_type, shape):
+        for values, original in _decoded(paths, layout):
             # pwrite copies into the file's pages, allocated once for the whole load; writing through a
             # mapping would fault every page in again in each call.
             remaining = memoryview(np.ascontiguousarray(values)).cast("B")
             while remaining:
                 written = os.pwrite(handle, remaining, offset)
                 remaining, offset = remaining[written:], offset + written
+            originals.append(original)
     finally:
         os.close(handle)
+    return originals
 
 
 def _ring_file(nbytes: int) -> tuple[str, int] | None:
@@ -361,18 +420,19 @@ def _run(function, calls: list[tuple], workers: int, bar: tqdm, files_at: int = 
         yield result
 
 
-def _decode_all(names: list[str], pixel_type: str, shape: tuple[int, int], workers: int, bar: tqdm) -> np.ndarray:
-    """Every file decoded into one array of this process, allocated once, by ``workers`` processes: this
-    one and ``workers - 1`` of the pool."""
-    dtype, channels = PIXEL_TYPES[pixel_type]
-    images = np.empty((len(names), *shape, channels), dtype=dtype)
+def _decode_all(names: list[str], layout: Layout, workers: int, bar: tqdm) -> tuple[np.ndarray, np.ndarray]:
+    """Every file decoded into one array of this process, allocated once, by ``workers`` processes (this one
+    and ``workers - 1`` of the pool), and each image's ``(height, width)`` before any resize."""
+    dtype, channels = PIXEL_TYPES[layout.pixel_type]
+    images = np.empty((len(names), *layout.shape, channels), dtype=dtype)
+    originals = np.empty((len(names), 2), dtype=np.int64)
     if workers == 1:
-        for index, values in enumerate(_decoded(names, pixel_type, shape)):
-            images[index] = values
+        for index, (values, original) in enumerate(_decoded(names, layout)):
+            images[index], originals[index] = values, original
             bar.update(1)
-        return images
-    _ParallelDecode(names, pixel_type, shape, workers - 1, images, bar).run()
-    return images
+    else:
+        _ParallelDecode(names, layout, workers - 1, images, originals, bar).run()
+    return images, originals
 
 
 class _ParallelDecode:
@@ -392,10 +452,10 @@ class _ParallelDecode:
     not finish long after this process.
     """
 
-    def __init__(self, names: list[str], pixel_type: str, shape: tuple[int, int], helpers: int,
-                 images: np.ndarray, bar: tqdm) -> None:
-        self.names, self.pixel_type, self.shape, self.helpers = names, pixel_type, shape, helpers
-        self.images, self.bar = images, bar
+    def __init__(self, names: list[str], layout: Layout, helpers: int, images: np.ndarray,
+                 originals: np.ndarray, bar: tqdm) -> None:
+        self.names, self.layout, self.helpers = names, layout, helpers
+        self.images, self.originals, self.bar = images, originals, bar
         self.image_bytes = images[0].nbytes
         self.chunk = max(1, min(CHUNK_BYTES // self.image_bytes, -(-len(names) // (4 * (helpers + 1)))))
         self.claimed = 0  # images before this index are decoded or being decoded
@@ -421,7 +481,8 @@ class _ParallelDecode:
                 if self.claimed < len(self.names):  # one image here, then look at the workers again
                     index = self.claimed
                     self.claimed += 1
-                    self.images[index] = _checked_pixels(self.names[index], self.pixel_type, self.shape)
+                    path = Path(self.names[index])
+                    self.images[index], self.originals[index] = read_pixels(path, self.layout)
                     self.bar.update(1)
             while self.running:
                 self._collect(pool, block=True)
@@ -443,11 +504,13 @@ class _ParallelDecode:
         self.running = running
         self._send(pool)  # first, so that a worker is not idle while this process copies
         for future, first, count, slot in finished:
-            result = future.result()  # a worker's error (a file it could not decode) is raised here
+            # a worker's error (a file it could not decode, or that does not fit the layout) is raised here
+            result = future.result()
             target = self.images[first:first + count]
             if self.ring is None:
-                target[...] = result
+                target[...], self.originals[first:first + count] = result
             else:
+                self.originals[first:first + count] = result
                 view = memoryview(target).cast("B")
                 if os.preadv(self.ring[1], [view], self._offset(slot)) != len(view):
                     raise OSError(f"{self.ring[0]}: a short read of a slot a worker had written")
@@ -463,10 +526,10 @@ class _ParallelDecode:
             self.claimed += count
             paths = self.names[first:first + count]
             if self.ring is None:
-                future = pool.submit(_read_chunk, paths, self.pixel_type, self.shape)
+                future = pool.submit(_read_chunk, paths, self.layout)
             else:
                 future = pool.submit(_read_chunk_to_slot, self.ring[0], self._offset(slot), paths,
-                                     self.pixel_type, self.shape)
+                                     self.layout)
             self.running.append((future, first, count, slot))
 
     def _offset(self, slot: int) -> int:
@@ -519,21 +582,52 @@ def _shape(headers: list[Header], files: list[Path], size: tuple[int, int] | Non
     return next(iter(shapes))
 
 
-def _description(root: Path, listing: FolderListing, files: list[Path], images: np.ndarray, pixel_type: str,
-                 headers: list[Header], size: tuple[int, int] | None, limit: int | None) -> str:
+def _layout(headers: list[Header], files: list[Path], size: tuple[int, int] | None) -> Layout:
+    """The layout these files are loaded in, or DatasetError saying why they have none."""
+    return Layout(_pixel_type(headers, files), _shape(headers, files, size), size is not None,
+                  any(header.signed for header in headers))
+
+
+def _load_pixels(files: list[Path], size: tuple[int, int] | None, workers: int,
+                 bar: tqdm) -> tuple[np.ndarray, np.ndarray, Layout]:
+    """The images, their sizes before any resize, and their layout: guessed from the first file, and
+    found from every header only when a file does not fit the guess."""
+    names = [str(file) for file in files]
+    layout = _layout([read_header(files[0])], files[:1], size)
+    bar.set_postfix_str("pixels")
+    try:
+        return (*_decode_all(names, layout, workers, bar), layout)
+    except LayoutMismatch:
+        pass  # out of the handler first: the traceback would keep the first attempt's array alive
+    bar.reset(total=2 * len(files))
+    bar.set_postfix_str("headers")
+    header_calls = [(chunk,) for chunk in _chunks(names, HEADER_CHUNK_FILES)]
+    headers = [h for chunk in _run(_read_headers, header_calls, workers if len(header_calls) > 1 else 1, bar)
+               for h in chunk]
+    layout = _layout(headers, files, size)
+    bar.set_postfix_str("pixels")
+    try:
+        return (*_decode_all(names, layout, workers, bar), layout)
+    except LayoutMismatch as mismatch:
+        raise DatasetError(f"{mismatch}: its pixels are not what its header says (or the file changed while "
+                           "the folder was being read)") from None
+
+
+def _description(root: Path, listing: FolderListing, files: list[Path], images: np.ndarray, layout: Layout,
+                 originals: np.ndarray, limit: int | None) -> str:
     formats = Counter(image_format(path) for path in files)
     shape = "x".join(str(side) for side in images.shape[1:])
     parts = [
         f"Folder {root}: {len(images):,} images in {len(listing.class_names)} class(es) "
         f"({', '.join(listing.class_names[:8])}{', ...' if len(listing.class_names) > 8 else ''}), "
-        f"shape {shape} {images.dtype} ({pixel_type}); files: "
+        f"shape {shape} {images.dtype} ({layout.pixel_type}); files: "
         + ", ".join(f"{count:,} {name}" for name, count in formats.most_common())
     ]
-    if size is not None:
-        originals = Counter((h.height, h.width) for h in headers)
-        parts.append(f"resized from {len(originals)} original size(s) to {size[0]}x{size[1]} "
+    if layout.resize:
+        sizes = len(np.unique(originals, axis=0))
+        parts.append(f"resized from {sizes} original size(s) to {layout.shape[0]}x{layout.shape[1]} "
                      "(aspect ratio kept, centre cropped)")
-    if any(header.signed for header in headers):
+    if layout.signed:
         parts.append(f"signed DICOM values shifted by +{SIGNED_SHIFT} into uint16 "
                      f"(stored value = pixel - {SIGNED_SHIFT})")
     if limit is not None and limit < len(listing.files):
@@ -564,22 +658,13 @@ def load_folder(
     root = Path(path)
     listing = list_images(root)
     files = listing.files[:limit] if limit is not None else listing.files
-    names = [str(file) for file in files]
 
     from helpers.stores.disk import use_pool
 
     # one process unless the folder is large enough for the pool to pay (helpers.stores.disk's rule)
     workers = workers if use_pool(workers, len(files), 2) else 1
-    with tqdm(total=2 * len(files), desc="reading images", unit="file", disable=not progress,
-              leave=False) as bar:
-        bar.set_postfix_str("headers")
-        header_calls = [(chunk,) for chunk in _chunks(names, HEADER_CHUNK_FILES)]
-        headers = [h for chunk in _run(_read_headers, header_calls, workers if len(header_calls) > 1 else 1, bar)
-                   for h in chunk]
-        pixel_type = _pixel_type(headers, files)
-        shape = _shape(headers, files, size)
-        bar.set_postfix_str("pixels")
-        images = _decode_all(names, pixel_type, shape, workers, bar)
+    with tqdm(total=len(files), desc="reading images", unit="file", disable=not progress, leave=False) as bar:
+        images, originals, layout = _load_pixels(files, size, workers, bar)
     labels = listing.labels[:len(files)]
-    source = _description(root, listing, files, images, pixel_type, headers, size, limit)
+    source = _description(root, listing, files, images, layout, originals, limit)
     return Dataset(images=images, labels=labels, class_names=listing.class_names, source=source)

@@ -130,6 +130,28 @@ def test_grey_in_a_colour_folder_is_repeated_over_three_channels(tmp_path):
     assert all(np.array_equal(data.images[0, :, :, c], grey) for c in range(3))
 
 
+def test_each_file_is_opened_once_when_the_first_sets_the_layout(tmp_path, monkeypatch):
+    for index in range(5):
+        Image.fromarray(gradient(20, 30 + 10 * index, 3, seed=index)).save(tmp_path / f"{index}.png")
+    headers_read = []
+    read_header = image_folder.read_header
+    monkeypatch.setattr(image_folder, "read_header", lambda path: headers_read.append(path) or read_header(path))
+    data = datasets.load_folder(tmp_path, size=(16, 16), progress=False)
+    assert data.images.shape == (5, 16, 16, 3) and len(headers_read) == 1
+    assert "resized from 5 original size(s) to 16x16" in data.source
+    Image.fromarray(gradient(20, 30, 1)).save(tmp_path / "9-grey.png")  # greyscale after colour: repeated
+    assert datasets.load_folder(tmp_path, size=(16, 16), progress=False).images.shape == (6, 16, 16, 3)
+    assert len(headers_read) == 2
+
+
+def test_mixing_signed_and_unsigned_dicom_is_refused(tmp_path):
+    values = gradient(16, 16, 1, dtype=np.uint16, seed=2) >> 4
+    write_dicom(tmp_path / "a.dcm", values)
+    write_dicom(tmp_path / "b.dcm", values.astype(np.int16) - 100)
+    with pytest.raises(DatasetError, match="mixes signed and unsigned"):
+        datasets.load_folder(tmp_path, progress=False)
+
+
 @pytest.mark.parametrize("memory_file_system", [True, False], ids=["slots", "chunks-sent-back"])
 def test_the_process_pool_gives_what_one_process_gives(tmp_path, monkeypatch, memory_file_system):
     monkeypatch.setattr(disk, "PARALLEL_THRESHOLD", 8)
@@ -155,6 +177,19 @@ def test_the_process_pool_gives_what_one_process_gives(tmp_path, monkeypatch, me
     assert np.array_equal(serial.images, parallel.images)
     assert np.array_equal(serial.images[5], gradient(12, 10, 3, seed=5))
     assert not memory_file_system or not any(shm.iterdir())  # the slots' file is gone
+    # a file that does not fit the first one's layout, found by whichever process decodes it: all the
+    # headers are read and the pixels decoded again, as one process does
+    Image.fromarray(gradient(12, 10, 1, seed=99)).save(folder / "00.png")
+    Image.fromarray(gradient(10, 12, 3, seed=98)).save(folder / "39.png")
+    for workers in (1, 2):
+        with pytest.raises(DatasetError, match="2 different sizes"):
+            datasets.load_folder(folder, workers=workers, progress=False)
+    serial = datasets.load_folder(folder, workers=1, size=(12, 10), progress=False)
+    parallel = datasets.load_folder(folder, workers=2, size=(12, 10), progress=False)
+    assert serial.images.shape == (40, 12, 10, 3) and np.array_equal(serial.images, parallel.images)
+    grey = gradient(12, 10, 1, seed=99)
+    assert all(np.array_equal(serial.images[0, :, :, c], grey) for c in range(3))
+    assert not memory_file_system or not any(shm.iterdir())
 
 
 def test_a_file_that_fails_half_way_through_decoding_is_named_with_the_pool(tmp_path, monkeypatch):
