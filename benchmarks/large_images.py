@@ -4,10 +4,11 @@
    +-15% of ``693_UNCR.dcm``'s (pydicom-data), both measured here, side by side.
 2. 1,000 synthetic 512x512 scans generated in at most 5 s (an absolute target, so it is printed with the
    time numpy takes to draw as many random 16-bit numbers, measured alongside, to show the machine's speed).
-3. ``load_folder`` on 2,000 JPEGs of 256x256: two processes at least 1.7x as fast as one. One- and
-   two-process loads are timed in turns, so that a slower spell of the machine falls on both; printed
-   beside it, not a target, the machine's own ceiling measured alongside: the same JPEGs decoded by two
-   pool processes (each half, the pixels thrown away) against one, with no array and nothing sent back.
+3. ``load_folder`` on 2,000 JPEGs of 256x256: two processes at least 1.7x as fast as one (medians).
+   One- and two-process loads are timed in turns, so that a slower spell of the machine falls on both;
+   printed beside it, not a target, the machine's own ceiling measured alongside: the same JPEGs decoded
+   by two pool processes (each half, the pixels thrown away) against one, with no array and nothing sent
+   back; and the fastest runs of each, the least touched by the host's slow first touch of new memory.
 4. ``load_folder``'s peak memory growth at most 1.5x the array it returns (measured in a fresh process:
    its peak resident memory, VmHWM, less its resident memory before the load).
 
@@ -33,7 +34,11 @@ import numpy as np
 import psutil
 from PIL import Image
 
-from helpers import datasets, scans
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from performance import Report  # noqa: E402
+
+from helpers import datasets, scans  # noqa: E402
 
 PNG_TOLERANCE = 0.15
 GENERATION_SECONDS = 5.0
@@ -106,7 +111,7 @@ def timed_run(function) -> dict[str, float]:
 
 def in_turns(functions: dict[str, object], repeats: int) -> dict[str, dict[str, float]]:
     """Each function once untimed, then ``repeats`` rounds calling each in turn; per function the median
-    of each measure of ``timed_run``."""
+    of each measure of ``timed_run``, and the fastest run's seconds as ``fastest``."""
     for function in functions.values():
         function()
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in functions}
@@ -114,6 +119,7 @@ def in_turns(functions: dict[str, object], repeats: int) -> dict[str, dict[str, 
         for name, function in functions.items():
             runs[name].append(timed_run(function))
     return {name: {key: statistics.median(run[key] for run in measured) for key in measured[0]}
+            | {"fastest": min(run["seconds"] for run in measured)}
             for name, measured in runs.items()}
 
 
@@ -122,11 +128,6 @@ def decode_and_drop(paths: list[str]) -> None:
     for path in paths:
         with Image.open(path) as image:
             np.asarray(image.convert("RGB"))
-
-
-def report(results: list[bool], met: bool, text: str) -> None:
-    results.append(met)
-    print(f"[{'met' if met else 'MISSED'}] {text}", flush=True)
 
 
 def write_jpegs(folder: Path, count: int) -> None:
@@ -144,7 +145,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--images", type=int, default=2000, help="JPEGs for the load_folder targets")
     arguments = parser.parse_args()
-    results: list[bool] = []
+    report = Report()
 
     real = scans.compression_ratios(scans.real_slices((scans.REFERENCE_SLICE,))).iloc[0]
     synthetic = datasets.synthetic_scans(SCANS_COMPARED)
@@ -155,17 +156,18 @@ def main() -> int:
           f"{SCANS_COMPARED} synthetic scans {png:.2f}x (each {ratios['png_ratio'].min():.2f}-"
           f"{ratios['png_ratio'].max():.2f}x)")
     print(f"lossless JPEG 2000 (not a target):   real {real['jpeg2000_ratio']:.2f}x, synthetic {j2k:.2f}x")
-    report(results, abs(png / real["png_ratio"] - 1) <= PNG_TOLERANCE,
-           f"synthetic PNG ratio {png / real['png_ratio'] - 1:+.1%} from the real slice's (target within "
-           f"+-{PNG_TOLERANCE:.0%})")
+    deviation = png / real["png_ratio"] - 1
+    report.verdict("synthetic scans' PNG ratio against the real slice's", abs(deviation) <= PNG_TOLERANCE,
+                   f"{deviation:+.1%}  target within +-{PNG_TOLERANCE:.0%}")
 
     generate = median_seconds(lambda: datasets.synthetic_scans(SCANS_GENERATED), arguments.repeats)
     shape = (SCANS_GENERATED, 512, 512)
     reference = median_seconds(
         lambda: np.random.default_rng().integers(0, 4096, shape, dtype=np.uint16), arguments.repeats)
-    report(results, generate <= GENERATION_SECONDS,
-           f"{SCANS_GENERATED:,} scans generated in {generate:.2f} s (target <= {GENERATION_SECONDS:.0f} s); "
-           f"numpy draws as many random 12-bit numbers in {reference:.2f} s ({generate / reference:.1f}x that)")
+    print(f"{SCANS_GENERATED:,} scans generated in {generate:.2f} s; numpy draws as many random 12-bit "
+          f"numbers in {reference:.2f} s ({generate / reference:.1f}x that)")
+    report.verdict(f"seconds to generate {SCANS_GENERATED:,} scans", generate <= GENERATION_SECONDS,
+                   f"{generate:7.2f} s  target <= {GENERATION_SECONDS:.0f} s")
 
     with tempfile.TemporaryDirectory(prefix="large-images-bench-") as folder:
         print(f"writing {arguments.images:,} JPEGs of {JPEG_SIDE}x{JPEG_SIDE} ...", flush=True)
@@ -187,10 +189,18 @@ def main() -> int:
         one, two = timings["one"], timings["two"]
         ceiling = timings["ceiling one"]["seconds"] / timings["ceiling two"]["seconds"]
         speedup = one["seconds"] / two["seconds"]
-        report(results, speedup >= PARALLEL_SPEEDUP,
-               f"load_folder of {arguments.images:,} JPEGs: one process {one['seconds']:.2f} s, two "
-               f"{two['seconds']:.2f} s, {speedup:.2f}x (target >= {PARALLEL_SPEEDUP}x); the machine's ceiling "
-               f"for this decoding, two processes against one, {ceiling:.2f}x")
+        print(f"load_folder of {arguments.images:,} JPEGs, medians of {arguments.repeats}: one process "
+              f"{one['seconds']:.2f} s, two {two['seconds']:.2f} s; the machine's ceiling for this decoding, "
+              f"two processes against one, {ceiling:.2f}x")
+        # A load's own array is new memory; on a virtual machine that hands freed memory back to its host,
+        # touching it again costs up to 0.5 s of system time in some runs and not in others, whichever
+        # number of processes loads. The fastest runs show the speed-up with the least of that.
+        fastest_ceiling = timings["ceiling one"]["fastest"] / timings["ceiling two"]["fastest"]
+        print(f"    fastest of {arguments.repeats}: one process {one['fastest']:.2f} s, two "
+              f"{two['fastest']:.2f} s, {one['fastest'] / two['fastest']:.2f}x; the ceiling's fastest runs "
+              f"{fastest_ceiling:.2f}x")
+        report.check("load_folder, two processes' speed-up over one", speedup, PARALLEL_SPEEDUP,
+                     at_most=False)
         for name, timing in (("one process", one), ("two processes", two)):
             print(f"    CPU of a load in {name}, workers included: user {timing['user']:.2f} s, system "
                   f"{timing['system']:.2f} s, in {timing['seconds']:.2f} s; other programs meanwhile "
@@ -198,13 +208,10 @@ def main() -> int:
         probe = subprocess.run([sys.executable, "-c", MEMORY_PROBE, folder], capture_output=True, text=True,
                                check=True)
         growth, array = (int(value) for value in probe.stdout.split())
-        report(results, growth <= MEMORY_FACTOR * array,
-               f"load_folder peak memory growth {growth / 2**20:,.0f} MiB for a {array / 2**20:,.0f} MiB array, "
-               f"{growth / array:.2f}x (target <= {MEMORY_FACTOR}x)")
-
-    missed = results.count(False)
-    print(f"{len(results) - missed} of {len(results)} targets met" + (f", {missed} missed" if missed else ""))
-    return 1 if missed else 0
+        print(f"load_folder peak memory growth {growth / 2**20:,.0f} MiB for a {array / 2**20:,.0f} MiB "
+              "array")
+        report.check("load_folder peak memory growth / the array", growth / array, MEMORY_FACTOR)
+    return report.exit_status()
 
 
 if __name__ == "__main__":

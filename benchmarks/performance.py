@@ -75,10 +75,14 @@ class Report:
 
     def check(self, what: str, value: float, limit: float, at_most: bool = True) -> None:
         met = value <= limit if at_most else value >= limit
+        sign = "<=" if at_most else ">="
+        self.verdict(what, met, f"{value:7.2f}x  target {sign} {limit:<4}")
+
+    def verdict(self, what: str, met: bool, measured: str) -> None:
+        """Record and print one target; ``measured`` gives the number found and the target's."""
         if not met:
             self.missed.append(what)
-        sign = "<=" if at_most else ">="
-        print(f"  {what:58} {value:7.2f}x  target {sign} {limit:<4}  {'met' if met else 'MISSED'}", flush=True)
+        print(f"  {what:58} {measured}  {'met' if met else 'MISSED'}", flush=True)
 
     def exit_status(self) -> int:
         """Say whether every target was met; the script's exit status (1 if any was missed)."""
