@@ -8,7 +8,9 @@
    One- and two-process loads are timed in turns, so that a slower spell of the machine falls on both;
    printed beside it, not a target, the machine's own ceiling measured alongside: the same JPEGs decoded
    by two pool processes (each half, the pixels thrown away) against one, with no array and nothing sent
-   back; and the fastest runs of each, the least touched by the host's slow first touch of new memory.
+   back; the same for a loop of Python arithmetic, which shows what the machine's second processor adds
+   to work that needs nothing else; and the fastest runs of each, the least touched by the host's slow
+   first touch of new memory.
 4. ``load_folder``'s peak memory growth at most 1.5x the array it returns (measured in a fresh process:
    its peak resident memory, VmHWM, less its resident memory before the load).
 
@@ -47,6 +49,7 @@ SCANS_COMPARED = 30
 PARALLEL_SPEEDUP = 1.7
 MEMORY_FACTOR = 1.5
 JPEG_SIDE = 256
+ARITHMETIC_STEPS = 6_000_000  # about 0.25 s in one process
 
 # The peak is this process's own high-water mark, VmHWM: getrusage's ru_maxrss would start from the
 # benchmark's own size, as Linux carries it over from the parent that started the probe.
@@ -130,6 +133,14 @@ def decode_and_drop(paths: list[str]) -> None:
             np.asarray(image.convert("RGB"))
 
 
+def count_up(steps: int) -> int:
+    """Work for the processors alone (no memory to speak of, no files): a loop of Python arithmetic."""
+    total = 0
+    for step in range(steps):
+        total += step * step % 7
+    return total
+
+
 def write_jpegs(folder: Path, count: int) -> None:
     rng = np.random.default_rng(0)
     base = np.linspace(0, 200, JPEG_SIDE, dtype=np.float32)
@@ -185,6 +196,9 @@ def main() -> int:
                 "ceiling one": lambda: ceiling_pool.submit(decode_and_drop, paths).result(),
                 "ceiling two": lambda: [job.result() for job in [ceiling_pool.submit(decode_and_drop, half)
                                                                 for half in (paths[0::2], paths[1::2])]],
+                "arithmetic one": lambda: ceiling_pool.submit(count_up, ARITHMETIC_STEPS).result(),
+                "arithmetic two": lambda: [job.result() for job in [
+                    ceiling_pool.submit(count_up, ARITHMETIC_STEPS // 2) for _ in range(2)]],
             }, arguments.repeats)
         one, two = timings["one"], timings["two"]
         ceiling = timings["ceiling one"]["seconds"] / timings["ceiling two"]["seconds"]
@@ -196,6 +210,9 @@ def main() -> int:
         # touching it again costs up to 0.5 s of system time in some runs and not in others, whichever
         # number of processes loads. The fastest runs show the speed-up with the least of that.
         fastest_ceiling = timings["ceiling one"]["fastest"] / timings["ceiling two"]["fastest"]
+        arithmetic = timings["arithmetic one"]["seconds"] / timings["arithmetic two"]["seconds"]
+        print(f"    the same pool's two processes against one on a loop of Python arithmetic (no memory, no "
+              f"files): {arithmetic:.2f}x")
         print(f"    fastest of {arguments.repeats}: one process {one['fastest']:.2f} s, two "
               f"{two['fastest']:.2f} s, {one['fastest'] / two['fastest']:.2f}x; the ceiling's fastest runs "
               f"{fastest_ceiling:.2f}x")
