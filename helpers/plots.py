@@ -610,8 +610,12 @@ def at_scale_memory_plot(writes: pd.DataFrame, figures_dir: str | os.PathLike[st
              label="peak resident memory of the writer")
     axes.set_xticks(positions, [method_label(m) for m in methods])
     axes.set_ylabel("MiB")
-    axes.set_title(f"store_chunks of {int(rows['n_images'].iloc[0]):,} images: memory beside data")
-    axes.legend(frameon=False)
+    axes.set_title(f"store_chunks of {int(writes['n_images'].iloc[0]):,} images: memory beside data")
+    if methods:
+        axes.legend(frameon=False)
+    else:
+        axes.text(0.5, 0.5, "no method was written at this size: the table's notes say why",
+                  ha="center", va="center", transform=axes.transAxes)
     save(figure, figures_dir, "at_scale_memory")
     return figure
 

@@ -20,12 +20,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from helpers import space
 from helpers.convert import SyntheticSource, convert, dask_client
 from helpers.errors import CorruptStoreError
 from helpers.fileio import remove, write_atomically
 from helpers.loader import batches
-from helpers.measure import format_bytes
-from helpers.stores import open_store, store_class
+from helpers.measure import disk_usage, format_bytes
+from helpers.stores import estimate_bytes, open_store, store_class
 
 CHUNK_IMAGES = 10_000  # images per chunk given to store_chunks: 30 MB of CIFAR-shaped images
 DISTINCT_IMAGES = 10_000  # synthetic images made once and repeated: making a million takes minutes
@@ -176,10 +177,13 @@ def scale_writes(
     its seconds, peak and baseline memory, and the data's size; or why it was skipped.
 
     Each method first writes ``probe_images`` (also the untimed first run); one whose estimated full write
-    exceeds ``budget_seconds`` is skipped and its estimate given, as is one that does not stream. The first, a middle and the last chunk of
-    every full write are read back and compared (``verify_streaming`` checks every chunk, in the benchmark).
+    exceeds ``budget_seconds``, or whose full batch would not fit the free disk space (the store's own
+    estimate, on the high side, against what is free once the probe's batch is gone), is skipped and the
+    reason given, as is one that does not stream. The first, a middle and the last chunk of every full write
+    are read back and compared (``verify_streaming`` checks every chunk, in the benchmark).
     """
     rows = []
+    image_shape = SyntheticSource(1).read(0, 1)[0].shape[1:]
     for method in methods:
         if not store_class(method).streams():
             rows.append({"method": method, "n_images": scale_images, "streams": False, "estimated_seconds": np.nan,
@@ -193,10 +197,16 @@ def scale_writes(
         row = {"method": method, "n_images": scale_images, "streams": store_class(method).streams(),
                "estimated_seconds": estimate, "seconds": np.nan, "baseline_rss": np.nan, "peak_rss": np.nan,
                "data_bytes": scale_images * probe["data_bytes"] // probe["n_images"], "skipped": ""}
+        needed = estimate_bytes(method, scale_images, image_shape, np.uint8)
+        free = space.free_bytes(root) + disk_usage(root).allocated
         if estimate > budget_seconds:
             row["skipped"] = (f"estimated {estimate:.0f} s from {probe['n_images']:,} images "
                               f"({probe['n_images'] / probe['seconds']:,.0f} images/s), over the "
                               f"{budget_seconds:.0f} s budget")
+        elif needed > free:
+            row["skipped"] = (f"its batch may need {format_bytes(needed)} of disk and {format_bytes(free)} is "
+                              f"free in {Path(work_dir).resolve()}: free some space or set work_dir to a larger "
+                              f"disk to measure it")
         else:  # a probe of the whole batch (a small scale_images) is the measurement itself
             result = probe if probe["n_images"] == scale_images else write_in_subprocess(method, root, scale_images)
             row.update(seconds=result["seconds"], baseline_rss=result["baseline_rss"], peak_rss=result["peak_rss"])

@@ -160,3 +160,12 @@ def test_sample_grid_shows_one_row_per_class(tmp_path):
     assert len(figure.axes) == 12
     assert sum(bool(axes.images) for axes in figure.axes) == 12
     assert (tmp_path / "dataset_samples.svg").exists()
+
+
+def test_the_memory_at_scale_plot_says_so_when_no_method_was_written(tmp_path):
+    skipped = pd.DataFrame([{"method": "lmdb", "n_images": 1_000_000, "seconds": np.nan, "baseline_rss": np.nan,
+                             "peak_rss": np.nan, "data_bytes": np.nan, "skipped": "its batch may need more disk"}])
+    figure = plots.at_scale_memory_plot(skipped, tmp_path)
+    texts = [text.get_text() for text in figure.axes[0].texts]
+    assert any("no method was written" in text for text in texts)
+    assert (tmp_path / "at_scale_memory.png").exists()

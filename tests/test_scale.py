@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from helpers import scale
+from helpers.measure import format_bytes
+from helpers.stores import estimate_bytes
 
 
 def conversion_rows(method: str, compression: str, one: float, two: float) -> list[dict]:
@@ -28,3 +31,16 @@ def test_each_way_of_writing_is_explained_from_its_numbers():
 def test_conversions_store_png_values_where_a_method_takes_them():
     plan = dict(scale.conversion_plan(["disk", "lmdb", "hdf5", "zarr"]))
     assert plan == {"disk": "png", "lmdb": "png", "hdf5": None, "zarr": None}
+
+
+def test_a_write_that_would_not_fit_the_disk_is_skipped_with_the_reason(tmp_path, monkeypatch):
+    monkeypatch.setattr(scale.space, "free_bytes", lambda path: 1 << 20)  # the parent's check only
+    writes = scale.scale_writes(["hdf5"], 20_000, tmp_path, probe_images=1_000)
+    row = writes.iloc[0]
+    needed = format_bytes(estimate_bytes("hdf5", 20_000, (32, 32, 3), np.uint8))
+    assert f"may need {needed} of disk" in row.skipped and "free some space or set work_dir" in row.skipped
+    assert pd.isna(row.seconds) and not (tmp_path / "at-scale-hdf5").exists()
+    assert "**hdf5** was not written at 20,000 images" in scale.writes_markdown(writes)
+    monkeypatch.undo()
+    written = scale.scale_writes(["hdf5"], 2_000, tmp_path, probe_images=1_000).iloc[0]
+    assert written.skipped == "" and written.seconds > 0
