@@ -405,19 +405,18 @@ def _ring_file(nbytes: int) -> tuple[str, int] | None:
     return name, handle
 
 
-def _chunks(items: Sequence, size: int) -> list[list]:
-    return [list(items[start:start + size]) for start in range(0, len(items), size)]
-
-
-def _run(function, calls: list[tuple], workers: int, bar: tqdm, files_at: int = 0):
-    """``function(*call)`` for every call, in order, by the process pool if ``workers`` > 1, else here;
-    advances ``bar`` by the number of files in ``call[files_at]``."""
+def _read_all_headers(names: list[str], workers: int, bar: tqdm) -> list[Header]:
+    """Every file's header, in order, read in chunks by the process pool when there are several chunks."""
     from helpers.stores.disk import in_pool
 
-    results = in_pool(function, calls, workers) if workers > 1 else (function(*call) for call in calls)
-    for call, result in zip(calls, results):
-        bar.update(len(call[files_at]))
-        yield result
+    calls = [(names[start:start + HEADER_CHUNK_FILES],) for start in range(0, len(names), HEADER_CHUNK_FILES)]
+    chunks = (in_pool(_read_headers, calls, workers) if workers > 1 and len(calls) > 1
+              else (_read_headers(*call) for call in calls))
+    headers: list[Header] = []
+    for chunk in chunks:
+        headers += chunk
+        bar.update(len(chunk))
+    return headers
 
 
 def _decode_all(names: list[str], layout: Layout, workers: int, bar: tqdm) -> tuple[np.ndarray, np.ndarray]:
@@ -601,10 +600,7 @@ def _load_pixels(files: list[Path], size: tuple[int, int] | None, workers: int,
         pass  # out of the handler first: the traceback would keep the first attempt's array alive
     bar.reset(total=2 * len(files))
     bar.set_postfix_str("headers")
-    header_calls = [(chunk,) for chunk in _chunks(names, HEADER_CHUNK_FILES)]
-    headers = [h for chunk in _run(_read_headers, header_calls, workers if len(header_calls) > 1 else 1, bar)
-               for h in chunk]
-    layout = _layout(headers, files, size)
+    layout = _layout(_read_all_headers(names, workers, bar), files, size)
     bar.set_postfix_str("pixels")
     try:
         return (*_decode_all(names, layout, workers, bar), layout)
