@@ -261,7 +261,8 @@ def writes_markdown(writes: pd.DataFrame) -> str:
         notes.append(
             f"- The largest growth of memory during a write was {format_bytes(worst.peak_rss - worst.baseline_rss)} "
             f"({worst.method}), for {format_bytes(worst.data_bytes)} of images: memory follows the chunk "
-            f"({format_bytes(CHUNK_IMAGES * 3072)}) and the method's buffers, not the size of the batch."
+            f"({format_bytes(CHUNK_IMAGES * worst.data_bytes // worst.n_images)}) and the method's buffers, not "
+            "the size of the batch."
         )
     if "disk" in set(written["method"]):
         notes.append("- The PNG method encodes in a pool of worker processes (a few shards each at a time), "
@@ -301,8 +302,7 @@ def conversions_markdown(table: pd.DataFrame, writes: pd.DataFrame | None = None
                 text += (", so the writer is the whole of it and more workers cannot help" if alone >= 0.9 * fastest.seconds
                          else "; the rest is making the images and moving them from the workers, which more "
                               "workers share")
-            lines.append(text + ".")
-            continue
+            text += "."
         lines.append(text)
     return "\n".join(lines)
 
