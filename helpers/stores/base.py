@@ -42,6 +42,17 @@ PIECE_WRITING = ".writing-"  # in the name of a piece a process is still writing
 def writing_name(name: str) -> str:
     """The temporary name this process and thread write the piece ``name`` under, before renaming it."""
     return f"{name}{PIECE_WRITING}{os.getpid()}.{threading.get_ident()}"
+
+
+def planned_batch(count: int, image_shape: tuple[int, ...], dtype: object) -> np.ndarray:
+    """A batch of ``count`` images of this shape and dtype as a broadcast view, no memory: what a space
+    check needs of a batch not yet in hand is its length, shape and dtype."""
+    return np.broadcast_to(np.zeros((1, *image_shape), dtype), (int(count), *image_shape))
+
+
+def piece_count(plan: dict) -> int:
+    """The number of pieces a plan of ``begin_pieces`` cuts its batch into."""
+    return -(-plan["count"] // plan["piece_images"])
 # A batch being deleted is renamed first, so a kill half-way through the deletion leaves no batch at all
 # rather than a batch with some of its files gone.
 REMOVING_SUFFIX = ".removing"
@@ -339,10 +350,7 @@ class Store(ABC):
         encoded_with = self.image_codec.name if self.encodes_each_image and self.image_codec is not None else None
         stream = ChunkStream(chunks, None if total is None else int(total), encoded_with)
         self.check_codec_holds(stream.image_shape, stream.dtype)
-        # A broadcast view stands for the whole batch: the space check needs its length, shape and dtype.
-        first_count = len(stream.peek()[0])
-        planned = np.broadcast_to(np.zeros((1, *stream.image_shape), stream.dtype),
-                                  (stream.total or first_count, *stream.image_shape))
+        planned = planned_batch(stream.total or len(stream.peek()[0]), stream.image_shape, stream.dtype)
         self._check_space_for(planned)
         if stream.total is None:
             stream.before_each = self._check_space_for_chunk
@@ -363,14 +371,9 @@ class Store(ABC):
     ) -> None:
         """Remove the previous batch, write ``chunks`` at the partial path, and rename it into place."""
         self.close()
-        final = self.batch_path
         partial = self.partial_path
-        removing = final.with_name(final.name + REMOVING_SUFFIX)
         remove(partial)
-        remove(removing)
-        if final.exists():
-            os.replace(final, removing)
-            remove(removing)
+        self._remove_batch()
         try:
             self._write_chunks(partial, chunks, total)
         except BaseException as error:
@@ -380,6 +383,15 @@ class Store(ABC):
                 raise self._out_of_space(error, what()) from error
             raise
         self._publish(partial)
+
+    def _remove_batch(self) -> None:
+        """Remove the batch in place, and what an interrupted removal left: it is renamed aside first, so a
+        kill half-way through the deletion leaves no batch rather than one with some of its files gone."""
+        removing = self.root / (self.batch_name + REMOVING_SUFFIX)
+        remove(removing)
+        if self.batch_path.exists():
+            os.replace(self.batch_path, removing)
+            remove(removing)
 
     def _publish(self, partial: Path) -> None:
         """Make the finished batch at ``partial`` the store's batch (flushed first if durable)."""
@@ -426,19 +438,14 @@ class Store(ABC):
         self.close()
         partial = self.partial_path
         if self._read_plan() != plan:
-            planned = np.broadcast_to(np.zeros((1, *image_shape), dtype), (int(total), *image_shape))
-            self._check_space_for(planned)
+            self._check_space_for(planned_batch(total, image_shape, dtype))
             remove(partial)
-            remove(self.batch_path.with_name(self.batch_name + REMOVING_SUFFIX))
             partial.mkdir()
             self._begin_pieces(partial)
             write_atomically(self.pieces_plan_path, json.dumps(plan).encode(), durable=self.durable)
-        if self.batch_path.exists():
-            removing = self.batch_path.with_name(self.batch_name + REMOVING_SUFFIX)
-            os.replace(self.batch_path, removing)
-            remove(removing)
+        self._remove_batch()
         self._discard_unfinished_pieces(partial)
-        return -(-int(total) // per_piece)
+        return piece_count(plan)
 
     def _read_plan(self) -> dict | None:
         try:
@@ -454,14 +461,15 @@ class Store(ABC):
 
     def pieces_done(self) -> set[int]:
         """Indices of the pieces already written (each appears only once complete)."""
-        return self._pieces_done(self.partial_path)
+        partial = self.partial_path
+        return {index for index in range(piece_count(self._plan())) if self._piece_done(partial, index)}
 
     def write_piece(self, index: int, images: np.ndarray, labels: np.ndarray | list[int]) -> None:
         """Write piece ``index`` (images ``index * piece_images`` onwards), atomically: a process killed
         half-way leaves no piece that counts as written. Safe to call from several processes at once."""
         plan = self._plan()
         images, labels = check_batch(images, labels)
-        pieces = -(-plan["count"] // plan["piece_images"])
+        pieces = piece_count(plan)
         if not 0 <= index < pieces:
             raise ImageFormatError(f"piece {index} is out of range: the batch has pieces 0 to {pieces - 1}")
         expected = min(plan["piece_images"], plan["count"] - index * plan["piece_images"])
@@ -476,7 +484,7 @@ class Store(ABC):
         """Join the written pieces into the store's batch, visible from now on; IncompleteStoreError naming
         the first missing piece if any is."""
         plan = self._plan()
-        pieces = -(-plan["count"] // plan["piece_images"])
+        pieces = piece_count(plan)
         missing = sorted(set(range(pieces)) - self.pieces_done())
         if missing:
             raise IncompleteStoreError(
@@ -494,7 +502,8 @@ class Store(ABC):
         """Write piece ``index`` of a batch of ``count`` images atomically (a temporary name, then a rename)."""
         raise NotImplementedError
 
-    def _pieces_done(self, partial: Path) -> set[int]:
+    def _piece_done(self, partial: Path, index: int) -> bool:
+        """Whether piece ``index`` is written (all of it, as it appears only once complete)."""
         raise NotImplementedError
 
     def _begin_pieces(self, partial: Path) -> None:

@@ -437,7 +437,7 @@ class DiskStore(Store):
         self, partial: Path, index: int, images: np.ndarray, labels: np.ndarray, count: int
     ) -> None:
         final = partial / f"{index:04d}"
-        if (final / PIECE_LABELS).exists():  # written by an earlier attempt at this task: the same images
+        if self._piece_done(partial, index):  # written by an earlier attempt at this task: the same images
             return
         remove(final)  # a piece whose labels an interrupted commit had taken already: written again
         temporary = partial / writing_name(f"{index:04d}")
@@ -456,21 +456,20 @@ class DiskStore(Store):
         finally:
             remove(temporary)
 
-    def _pieces_done(self, partial: Path) -> set[int]:
-        return {int(entry.name) for entry in partial.iterdir()
-                if entry.name.isdigit() and (entry / PIECE_LABELS).exists()}
+    def _piece_done(self, partial: Path, index: int) -> bool:
+        return (partial / f"{index:04d}" / PIECE_LABELS).exists()
 
     def _commit_pieces(self, partial: Path, count: int, image_shape: tuple[int, ...], dtype: np.dtype) -> None:
+        pieces_labels = [partial / f"{index:04d}" / PIECE_LABELS for index in range(-(-count // SHARD_IMAGES))]
         with open(partial / "labels.csv", "w", newline="") as handle:
             labels_csv = csv.writer(handle)
             labels_csv.writerow(["image_id", "label"])
-            for index in range(-(-count // SHARD_IMAGES)):
-                piece_labels = partial / f"{index:04d}" / PIECE_LABELS
+            for index, piece_labels in enumerate(pieces_labels):
                 labels = np.load(piece_labels, allow_pickle=False)
                 start = index * SHARD_IMAGES
                 labels_csv.writerows(zip(range(start, start + len(labels)), labels.tolist()))
-        for index in range(-(-count // SHARD_IMAGES)):
-            (partial / f"{index:04d}" / PIECE_LABELS).unlink()
+        for piece_labels in pieces_labels:  # only once labels.csv holds them all
+            piece_labels.unlink()
         write_batch_description(partial, count, image_shape, dtype, self.compression)
 
     def _read_batch(self, path: Path, num_images: int) -> tuple[np.ndarray, np.ndarray]:

@@ -38,7 +38,6 @@ from __future__ import annotations
 import io
 import mmap
 import os
-import re
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -309,7 +308,7 @@ class TarStore(Store):
         self, partial: Path, index: int, images: np.ndarray, labels: np.ndarray, count: int
     ) -> None:
         final = partial / shard_name(index)
-        if index in self._pieces_done(partial):  # written by an earlier attempt at this task: the same images
+        if self._piece_done(partial, index):  # written by an earlier attempt at this task: the same images
             return
         layout = SampleLayout(count, images.shape[1:], images.dtype)
         temporary = partial / writing_name(shard_name(index))
@@ -333,13 +332,11 @@ class TarStore(Store):
             temporary.unlink(missing_ok=True)
             rows_temporary.unlink(missing_ok=True)
 
-    def _pieces_done(self, partial: Path) -> set[int]:
-        """Shards in place (and, compressed, with their index rows: a commit cut short may have taken them)."""
-        shards = {int(entry.name[len("shard-") : -len(".tar")]) for entry in partial.iterdir()
-                  if re.fullmatch(r"shard-\d{6,}\.tar", entry.name)}
-        if self.compression is None:
-            return shards
-        return {shard for shard in shards if (partial / piece_index_name(shard)).exists()}
+    def _piece_done(self, partial: Path, index: int) -> bool:
+        """The shard in place (and, compressed, with its index rows: a commit cut short may have taken them)."""
+        return (partial / shard_name(index)).exists() and (
+            self.compression is None or (partial / piece_index_name(index)).exists()
+        )
 
     def _commit_pieces(self, partial: Path, count: int, image_shape: tuple[int, ...], dtype: np.dtype) -> None:
         layout = SampleLayout(count, image_shape, dtype)

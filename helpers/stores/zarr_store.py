@@ -64,7 +64,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -321,7 +320,7 @@ class ZarrStore(Store):
     def _write_piece(
         self, partial: Path, index: int, images: np.ndarray, labels: np.ndarray, count: int
     ) -> None:
-        if index in self._pieces_done(partial):  # written by an earlier attempt at this task: the same images
+        if self._piece_done(partial, index):  # written by an earlier attempt at this task: the same images
             return
         image_shape = images.shape[1:]
         per_chunk, per_shard = layout(count, image_shape, images.dtype.itemsize, self.compression is not None)
@@ -341,9 +340,8 @@ class ZarrStore(Store):
         finally:
             remove(scratch)
 
-    def _pieces_done(self, partial: Path) -> set[int]:
-        return {int(entry.name.split(".")[0]) for entry in partial.iterdir()
-                if re.fullmatch(r"\d+\.labels\.npy", entry.name)}
+    def _piece_done(self, partial: Path, index: int) -> bool:
+        return (partial / piece_labels_name(index)).exists()
 
     def _commit_pieces(self, partial: Path, count: int, image_shape: tuple[int, ...], dtype: np.dtype) -> None:
         pieces = range(-(-count // self.images_per_piece(image_shape, dtype)))
