@@ -308,7 +308,7 @@ def write_with_one_writer(client: object, store: Store, source: Source, chunk_si
     ranges = [(start, min(start + chunk_size, source.count)) for start in range(0, source.count, chunk_size)]
     source_future = client.scatter(source, broadcast=True, hash=False)
     window = 2 * worker_count(client)
-    codec_name = store.image_codec.name if store.encodes_each_image and store.image_codec is not None else None
+    codec_name = store.chunk_codec
 
     def chunks() -> Iterator[tuple[np.ndarray, np.ndarray]]:
         pending: deque = deque()

@@ -347,8 +347,7 @@ class Store(ABC):
             isinstance(total, (bool, np.bool_)) or not isinstance(total, (int, np.integer)) or total < 1
         ):
             raise ImageFormatError(f"total must be a positive number of images or None, got {total!r}")
-        encoded_with = self.image_codec.name if self.encodes_each_image and self.image_codec is not None else None
-        stream = ChunkStream(chunks, None if total is None else int(total), encoded_with)
+        stream = ChunkStream(chunks, None if total is None else int(total), self.chunk_codec)
         self.check_codec_holds(stream.image_shape, stream.dtype)
         planned = planned_batch(stream.total or len(stream.peek()[0]), stream.image_shape, stream.dtype)
         self._check_space_for(planned)
@@ -404,6 +403,12 @@ class Store(ABC):
     #: Whether each image is encoded on its own by ``image_codec`` (one value per image), so that
     #: ``store_chunks`` also takes chunks of ``codec.EncodedImages`` that other processes encoded.
     encodes_each_image: ClassVar[bool] = False
+
+    @property
+    def chunk_codec(self) -> str | None:
+        """The name of the codec whose ``codec.EncodedImages`` chunks ``store_chunks`` takes, or None when
+        this store takes arrays only (it encodes no image on its own, or has no codec)."""
+        return self.image_codec.name if self.encodes_each_image and self.image_codec is not None else None
 
     # -- a batch written in pieces by many processes (helpers.convert) ------------------------------------
     #: Whether separate processes may write the batch at once, in pieces (``write_piece``); False when the
