@@ -9,6 +9,7 @@ archive, whose zip entries carry CRC-32s that NumPy's reader checks.
 
 from __future__ import annotations
 
+import io
 import zipfile
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -17,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from helpers import space
-from helpers.errors import CorruptStoreError, ImageNotFoundError
+from helpers.errors import CorruptStoreError, ImageNotFoundError, StorageReportError
 from helpers.fileio import replaced_when_written
 from helpers.stores.base import BatchReader, Store, check_count, check_stored
 
@@ -113,25 +114,24 @@ def open_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
 class GrowingNpy:
     """A ``.npy`` file written chunk by chunk; its header is rewritten with the final length on close.
 
-    The header follows the ``.npy`` format (version 1.0): magic, version, header length, then the dict of
-    ``descr``, ``fortran_order`` and ``shape`` padded with spaces to a multiple of 64 bytes. Its room is set
-    for ``total`` rows, or for the longest count when the total is not known, so the final header always
-    fits in it; the reader ignores the padding.
+    The header is NumPy's own (``numpy.lib.format``, version 1.0, what ``np.save`` writes), which NumPy
+    pads so that the length of the first axis can grow in place: the final header has the first one's size.
     """
 
     def __init__(self, path: Path, first: np.ndarray, total: int | None) -> None:
         self.path, self.row_shape, self.dtype, self.count = path, first.shape[1:], first.dtype, 0
-        self.header_size = len(self.header(total if total is not None else 10**19))
         self.handle = open(path, "wb")
-        self.handle.write(self.header(total or 0))
+        header = self.header(total or 0)
+        self.header_size = len(header)
+        self.handle.write(header)
 
-    def header(self, rows: int, size: int = 0) -> bytes:
-        described = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False,
-                     "shape": (rows, *self.row_shape)}
-        text = repr(described).encode("latin1")
-        length = size or -(-(len(NPY_MAGIC) + 2 + len(text) + 1) // 64) * 64
-        padding = length - len(NPY_MAGIC) - 2 - len(text) - 1
-        return NPY_MAGIC + (length - len(NPY_MAGIC) - 2).to_bytes(2, "little") + text + b" " * padding + b"\n"
+    def header(self, rows: int) -> bytes:
+        out = io.BytesIO()
+        np.lib.format.write_array_header_1_0(out, {
+            "descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False,
+            "shape": (rows, *self.row_shape),
+        })
+        return out.getvalue()
 
     def append(self, rows: np.ndarray) -> None:
         rows.tofile(self.handle)
@@ -143,13 +143,14 @@ class GrowingNpy:
     def __exit__(self, *exc_info: object) -> None:
         try:
             if exc_info[0] is None:
+                header = self.header(self.count)
+                if len(header) != self.header_size:  # NumPy keeps room for 21 digits: never with a real count
+                    raise StorageReportError(f"{self.path}: the header for {self.count} rows does not fit the "
+                                             "room left for it")
                 self.handle.seek(0)
-                self.handle.write(self.header(self.count, self.header_size))
+                self.handle.write(header)
         finally:
             self.handle.close()
-
-
-NPY_MAGIC = b"\x93NUMPY\x01\x00"
 
 
 class NpyReader(BatchReader):
