@@ -1,7 +1,7 @@
 """Warm versus cold reads: does evicting a store's files from the page cache change what read_many costs?
 
 For each storage method (and the NumPy floor) this stores N CIFAR-shaped images once, then times
-``read_many(N)`` warm (files in the page cache) and cold (``helpers.measure.evict`` before every run),
+``read_many(N)`` warm (files in the page cache) and cold (``helpers.core.measure.evict`` before every run),
 and prints the medians, their min-max spread and the cold/warm ratio. It also asks the kernel how much
 of the store is still cached right after an eviction (``resident_fraction``). If cold PNG reads are not
 measurably slower than warm ones, eviction is not doing its job and "cold" numbers would mean nothing.
@@ -21,10 +21,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from helpers import stores  # noqa: E402
-from helpers.environment import mount_of  # noqa: E402
+from helpers.report.environment import mount_of  # noqa: E402
 from helpers.datasets import synthetic  # noqa: E402
-from helpers.experiments import time_read  # noqa: E402
-from helpers.measure import Timing, disk_usage, evict, format_seconds, resident_fraction  # noqa: E402
+from helpers.report.experiments import time_read  # noqa: E402
+from helpers.core.measure import Timing, disk_usage, evict, format_seconds, resident_fraction  # noqa: E402
 
 
 def spread(timing: Timing) -> str:

@@ -17,7 +17,7 @@ import tempfile
 import numpy as np
 
 from helpers.datasets import synthetic
-from helpers.measure import time_call
+from helpers.core.measure import time_call
 from helpers.stores import open_store, parquet_store
 
 

@@ -32,7 +32,7 @@ from performance import Report, paired_medians  # noqa: E402
 
 from helpers.datasets import synthetic  # noqa: E402
 from helpers.loader import batches, epoch_order, worker_pids  # noqa: E402
-from helpers.measure import evict  # noqa: E402
+from helpers.core.measure import evict  # noqa: E402
 from helpers.stores import FLOOR, open_store  # noqa: E402
 from helpers.stores.disk import process_context  # noqa: E402
 

@@ -13,7 +13,7 @@ import tempfile
 import numpy as np
 
 from helpers.datasets import synthetic
-from helpers.measure import time_call
+from helpers.core.measure import time_call
 from helpers.stores import names, open_store
 
 

@@ -29,8 +29,10 @@ from multiprocessing import shared_memory
 
 import numpy as np
 
+from helpers.core.pool import die_with_parent, preload_in_workers, process_context, reuse_freed_memory
 from helpers.stores import Store
-from helpers.stores.disk import die_with_parent, process_context
+
+preload_in_workers(__name__)  # the loader's workers run worker_main
 
 #: Batches each worker has in flight (read ahead of the consumer), and so shared-memory slots per worker:
 #: enough that a worker keeps reading while the parent waits for a core (2 cores, 3 processes).
@@ -370,23 +372,6 @@ def worker_main(store: Store, memory_name: str, layout: SlotLayout, tasks, resul
             memory.close()
         except BufferError:  # an array over the block outlived the loop; the process is ending anyway
             pass
-
-
-def reuse_freed_memory() -> None:
-    """Have glibc keep freed blocks of up to 32 MB for reuse instead of returning them to the kernel.
-
-    A fresh process (forkserver's) starts at glibc's 128 kB threshold, so each mini-batch's arrays were
-    new memory maps, page-faulted in and unmapped again: HDF5 workers spent 7x the CPU of one process
-    (0.27 s against 0.04 s per 100,000 images). A forked worker inherits its parent's raised threshold.
-    """
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None)
-        libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD
-        libc.mallopt(-1, 64 << 20)  # M_TRIM_THRESHOLD
-    except (OSError, AttributeError):  # not glibc: its allocator decides
-        pass
 
 
 def serve(store: Store, views: tuple[np.ndarray, np.ndarray], tasks, results) -> None:

@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import measure, plots, stores, summary
-from helpers.experiments import ACCESS_EXPERIMENT, run_access
-from helpers.results import COLUMNS, append_rows, read_results, summarize
+from helpers import measure, stores
+from helpers.report import plots, summary
+from helpers.report.experiments import ACCESS_EXPERIMENT, run_access
+from helpers.report.results import COLUMNS, append_rows, read_results, summarize
 
 
 @pytest.fixture(autouse=True)

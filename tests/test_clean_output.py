@@ -19,7 +19,7 @@ PROJECT = Path(__file__).resolve().parents[1]
 
 POOL_CELLS = [
     "import numpy as np\n"
-    "from helpers.experiments import progress_bar\n"
+    "from helpers.report.experiments import progress_bar\n"
     "from helpers.stores.disk import DiskStore",
     "images = np.random.default_rng(0).integers(0, 256, (2000, 32, 32, 3), dtype=np.uint8)\n"
     "store = DiskStore(work_dir, workers=2)\n"
@@ -45,7 +45,7 @@ def test_a_notebook_using_the_pool_runs_without_traceback_or_warning(tmp_path):
     notebooks.mkdir()
     write_notebook(notebooks)
     script = (
-        "import sys\nfrom pathlib import Path\nfrom helpers.report import run_notebooks\n"
+        "import sys\nfrom pathlib import Path\nfrom helpers.report.pipeline import run_notebooks\n"
         "run_notebooks(['pool'], {'work_dir': sys.argv[1]}, Path(sys.argv[2]), notebooks_dir=Path(sys.argv[3]))\n"
     )
     # With PYTEST_CURRENT_TEST set, ipykernel leaves its file descriptors alone, so whatever the kernel and

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from helpers import codecs
-from helpers.errors import CorruptStoreError, ImageFormatError, UnknownCodecError
+from helpers.core.errors import CorruptStoreError, ImageFormatError, UnknownCodecError
 
 LOSSLESS = ["png", "png:9", "png:0", "zstd", "zstd:19", "blosc", "blosc:9", "jpeg2000", "jpegls", "webp"]
 LOSSY = ["jpeg", "jpeg:90", "jpeg:50", "webp:90"]

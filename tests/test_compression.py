@@ -14,7 +14,7 @@ import zarr
 from PIL import Image
 
 from helpers.codecs import get_codec
-from helpers.errors import CorruptStoreError
+from helpers.core.errors import CorruptStoreError
 from helpers.stores import codec, open_store
 from helpers.stores.disk import FILE_SUFFIXES, png_path
 

@@ -1,4 +1,4 @@
-"""The compression chapter's experiment and the numbers it shows (helpers.compression), on tiny data."""
+"""The compression chapter's experiment and the numbers it shows (helpers.report.chapters.compression), on tiny data."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import compression, summary
-from helpers.errors import UnknownCodecError
-from helpers.results import COLUMNS
+from helpers.report.chapters import compression
+from helpers.report import summary
+from helpers.core.errors import UnknownCodecError
+from helpers.report.results import COLUMNS
 
 
 def test_variants_pair_each_method_with_the_codecs_it_takes_and_skip_its_own_default():
@@ -49,7 +50,7 @@ def measured(tmp_path_factory):
             images, np.arange(len(images)), ["lmdb", "hdf5"], ["zstd", "blosc", "gzip", "jpeg:90"], repeats=1,
             batch_size=16, work_dir=root / "work", dataset=name, progress=False)
         assert list(rows.columns) == COLUMNS
-        from helpers.results import append_rows
+        from helpers.report.results import append_rows
 
         append_rows(results, compression.EXPERIMENT, rows)
         compression.save_quality(results, quality, append=True)

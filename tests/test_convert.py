@@ -15,7 +15,7 @@ import pytest
 
 from helpers.codecs import get_codec
 from helpers.convert import Source, SyntheticSource, convert, open_source, read_task
-from helpers.errors import DatasetError, ImageNotFoundError, IncompleteStoreError
+from helpers.core.errors import DatasetError, ImageNotFoundError, IncompleteStoreError
 from helpers.stores import names, open_store
 from helpers.stores.codec import EncodedImages
 

@@ -32,9 +32,10 @@ from cifar_fixtures import (
 )
 from PIL import Image
 
-from helpers import dataset_core, datasets
+from helpers.datasets import base as dataset_core
+from helpers import datasets
 from helpers.datasets import Dataset, download_cifar10, load, load_cifar10, synthetic
-from helpers.errors import DatasetError
+from helpers.core.errors import DatasetError
 
 CIFAR10_MEAN_PNG_BYTES = 2_270
 WRITERS = {"python": write_python_batches, "binary": write_binary_batches}
@@ -518,7 +519,7 @@ def data_root(tmp_path, monkeypatch):
 
 def test_data_root_defaults_to_the_projects_data_raw(monkeypatch):
     monkeypatch.delenv("IMAGE_REPORT_DATA", raising=False)
-    assert datasets.default_data_root() == Path(datasets.__file__).resolve().parents[1] / "data" / "raw"
+    assert datasets.default_data_root() == Path(datasets.__file__).resolve().parents[2] / "data" / "raw"
 
 
 def test_auto_falls_back_to_synthetic_and_says_why(data_root, no_network):

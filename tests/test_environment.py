@@ -10,7 +10,7 @@ import numpy
 import pandas as pd
 import pytest
 
-from helpers.environment import as_table, capture, git_state, has_journal, load, mount_of, save
+from helpers.report.environment import as_table, capture, git_state, has_journal, load, mount_of, save
 
 
 @pytest.fixture(scope="module")

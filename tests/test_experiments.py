@@ -4,11 +4,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import experiments, measure, stores
-from helpers import space
-from helpers.errors import CorruptStoreError, DatasetError, InsufficientSpaceError, UnknownMethodError
-from helpers.experiments import run_many, run_single, verify_round_trip
-from helpers.results import COLUMNS, append_rows, read_results, summarize
+from helpers.report import experiments
+from helpers import measure, stores
+from helpers.core import space
+from helpers.core.errors import CorruptStoreError, DatasetError, InsufficientSpaceError, UnknownMethodError
+from helpers.report.experiments import run_many, run_single, verify_round_trip
+from helpers.report.results import COLUMNS, append_rows, read_results, summarize
 from helpers.stores.npy_store import NpyStore
 
 ARTICLE_METHODS = ["disk", "lmdb", "hdf5"]

@@ -1,7 +1,7 @@
 """Faults and bad input: kills mid-write, full disks, damaged files, several readers, wrong arguments.
 
 The promise under test: whatever happens, a store either reads back exactly what was written or raises
-one of the library's own errors (helpers.errors) naming the problem. Never wrong data, never a bare crash.
+one of the library's own errors (helpers.core.errors) naming the problem. Never wrong data, never a bare crash.
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from helpers import space, stores
-from helpers.errors import (
+from helpers.core import space
+from helpers import stores
+from helpers.core.errors import (
     ImageFormatError,
     ImageNotFoundError,
     IncompleteStoreError,
@@ -73,11 +74,11 @@ def child_environment() -> dict[str, str]:
 
 
 def stop_png_workers() -> None:
-    """A forked child leaves through os._exit, which skips the atexit hook that stops the disk store's
+    """A forked child leaves through os._exit, which skips the atexit hook that stops the shared process
     pool; its workers would wait for work forever (and keep the test run's output pipe open)."""
-    disk = sys.modules.get("helpers.stores.disk")
-    pool = getattr(disk, "_pool", None)
-    if pool is not None and getattr(disk, "_pool_owner", None) == os.getpid():
+    pool_module = sys.modules.get("helpers.core.pool")
+    pool = getattr(pool_module, "_pool", None)
+    if pool is not None and getattr(pool_module, "_pool_owner", None) == os.getpid():
         pool.shutdown(wait=True)
 
 
@@ -85,7 +86,7 @@ def run_in_child(action):
     """Run ``action()`` in a forked child, so that a crash (a SIGBUS from a memory map over a full disk
     or a truncated file) fails one test instead of killing the test run.
 
-    Returns ("ok", result) or ("raised", type name, message, whether it is one of helpers.errors).
+    Returns ("ok", result) or ("raised", type name, message, whether it is one of helpers.core.errors).
     """
     context = multiprocessing.get_context("fork")
     receiver, sender = context.Pipe(duplex=False)
@@ -783,7 +784,7 @@ def assert_typed_error(call) -> None:
     except StorageReportError as error:
         assert str(error).strip(), f"{type(error).__name__} with an empty message"
     except BaseException as error:
-        raise AssertionError(f"{type(error).__name__} is not one of helpers.errors: {error}") from error
+        raise AssertionError(f"{type(error).__name__} is not one of helpers.core.errors: {error}") from error
     else:
         raise AssertionError("bad input was accepted")
 

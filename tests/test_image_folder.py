@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import datasets, image_folder, report, scans
-from helpers.errors import DatasetError
-from helpers.image_folder import SIGNED_SHIFT
-from helpers.stores import disk
+from helpers import datasets
+from helpers.datasets import folder as image_folder, scans
+from helpers.report import pipeline as report
+from helpers.core.errors import DatasetError
+from helpers.datasets.folder import SIGNED_SHIFT
+from helpers.core import pool
 
 from cifar_fixtures import write_python_batches  # noqa: E402 - the tests folder is on sys.path
 from image_fixtures import gradient, write_dicom, write_mixed_folder
@@ -154,7 +156,7 @@ def test_mixing_signed_and_unsigned_dicom_is_refused(tmp_path):
 
 @pytest.mark.parametrize("memory_file_system", [True, False], ids=["slots", "chunks-sent-back"])
 def test_the_process_pool_gives_what_one_process_gives(tmp_path, monkeypatch, memory_file_system):
-    monkeypatch.setattr(disk, "PARALLEL_THRESHOLD", 8)
+    monkeypatch.setattr(pool, "PARALLEL_THRESHOLD", 8)
     shm = tmp_path / "shm"
     if memory_file_system:
         shm.mkdir()
@@ -193,7 +195,7 @@ def test_the_process_pool_gives_what_one_process_gives(tmp_path, monkeypatch, me
 
 
 def test_a_file_that_fails_half_way_through_decoding_is_named_with_the_pool(tmp_path, monkeypatch):
-    monkeypatch.setattr(disk, "PARALLEL_THRESHOLD", 8)
+    monkeypatch.setattr(pool, "PARALLEL_THRESHOLD", 8)
     shm = tmp_path / "shm"
     shm.mkdir()
     monkeypatch.setattr(image_folder, "SHARED_MEMORY_DIR", str(shm))

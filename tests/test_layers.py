@@ -69,8 +69,8 @@ def test_the_package_has_no_import_cycle():
 
 def test_space_does_not_know_the_stores():
     graph = import_graph()
-    assert not {name for name in graph["helpers.space"] if name.startswith("helpers.stores")}
-    assert "helpers.space" in graph["helpers.stores.base"]
+    assert not {name for name in graph["helpers.core.space"] if name.startswith("helpers.stores")}
+    assert "helpers.core.space" in graph["helpers.stores.base"]
 
 
 def test_the_cycle_finder_finds_a_cycle():

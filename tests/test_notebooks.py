@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from helpers.report import NOTEBOOKS, NOTEBOOKS_DIR
+from helpers.report.pipeline import NOTEBOOKS, NOTEBOOKS_DIR
 
 DOCUMENTED_PARAMETERS = {
     "dataset": "auto",

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from helpers import plots
-from helpers.results import COLUMNS, summarize
+from helpers.report import plots
+from helpers.report.results import COLUMNS, summarize
 
 METHODS = ["disk", "lmdb", "hdf5", "npy"]
 CUTOFFS = [10, 100, 1000]

@@ -10,7 +10,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from helpers import report
+from helpers.report import pipeline as report
 from helpers.stores import FLOOR, names
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -203,7 +203,7 @@ def summary_of(read_seconds: dict, n_values=(10, 1000), store_seconds=None):
     import numpy as np
     import pandas as pd
 
-    from helpers.results import COLUMNS, summarize
+    from helpers.report.results import COLUMNS, summarize
 
     rows = []
     for method, per_image in read_seconds.items():
@@ -220,7 +220,7 @@ def summary_of(read_seconds: dict, n_values=(10, 1000), store_seconds=None):
 
 
 def test_recommendations_follow_the_measurements():
-    from helpers import summary
+    from helpers.report import summary
 
     lmdb_wins = summary.recommendations(summary_of({"disk": 1e-3, "lmdb": 1e-5, "hdf5": 4e-5, "npy": 5e-6}))
     assert "Reading 1,000 images (warm cache): **LMDB** is best" in lmdb_wins
@@ -231,7 +231,7 @@ def test_recommendations_follow_the_measurements():
 
 
 def test_article_comparison_uses_the_largest_common_cutoff_and_says_so():
-    from helpers import summary
+    from helpers.report import summary
 
     small = summary_of({"disk": 1e-3, "lmdb": 2e-5, "hdf5": 1e-5, "npy": 5e-6})
     table = summary.article_comparison(small)
@@ -244,7 +244,7 @@ def test_article_comparison_uses_the_largest_common_cutoff_and_says_so():
 
 
 def test_the_article_values_are_quoted_in_one_constant():
-    from helpers import summary
+    from helpers.report import summary
 
     assert summary.ARTICLE_RESULTS["n_images"] == 100_000
     assert summary.ARTICLE_RESULTS["read_seconds"] == {"disk": 62.5, "lmdb": 3.46, "hdf5": 1.31}
@@ -253,7 +253,7 @@ def test_the_article_values_are_quoted_in_one_constant():
 
 
 def test_the_banner_warns_loudly_only_for_synthetic_images():
-    from helpers import summary
+    from helpers.report import summary
 
     assert "Warning: synthetic images" in summary.banner_html("SYNTHETIC stand-in: no CIFAR-10 found")
     real = summary.banner_html("CIFAR-10 training set from data/raw <50,000 images>")
@@ -264,7 +264,7 @@ def test_the_banner_warns_loudly_only_for_synthetic_images():
     ("ext4", False, True), ("ext4", True, False), ("ext4", None, False), ("xfs", None, False), (None, None, False),
 ])
 def test_the_file_system_caution_appears_only_for_ext4_without_a_journal(fs_type, journal, cautions):
-    from helpers import summary
+    from helpers.report import summary
 
     info = {"filesystem_type": fs_type, "filesystem_journal": journal, "filesystem_device": "/dev/vdz"}
     note = summary.file_system_note({k: v for k, v in info.items() if v is not None})
@@ -274,7 +274,7 @@ def test_the_file_system_caution_appears_only_for_ext4_without_a_journal(fs_type
 
 @pytest.mark.slow
 def test_the_report_cautions_about_the_file_system_when_its_environment_says_so(built):
-    from helpers import environment
+    from helpers.report import environment
 
     info = environment.load(built["parameters"]["results_dir"])
     expected = info["filesystem_type"] == "ext4" and info["filesystem_journal"] is False
@@ -282,7 +282,7 @@ def test_the_report_cautions_about_the_file_system_when_its_environment_says_so(
 
 
 def test_every_method_explains_its_disk_usage_from_its_own_numbers():
-    from helpers import summary
+    from helpers.report import summary
 
     measured = summary_of({"disk": 1e-3, "lmdb": 2e-5, "hdf5": 1e-5, "parquet": 2e-5, "arrow": 1e-5,
                            "sqlite": 3e-5, "npy": 5e-6})
@@ -295,7 +295,7 @@ def test_every_method_explains_its_disk_usage_from_its_own_numbers():
 
 
 def test_the_conclusions_say_when_to_choose_each_measured_format():
-    from helpers import summary
+    from helpers.report import summary
 
     text = summary.recommendations(summary_of({"disk": 1e-3, "lmdb": 2e-5, "hdf5": 1e-5, "arrow": 8e-6,
                                                "sqlite": 3e-5, "npy": 5e-6}))

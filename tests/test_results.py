@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import results
-from helpers.results import COLUMNS, append_rows, read_results, reset, summarize
+from helpers.report import results
+from helpers.report.results import COLUMNS, append_rows, read_results, reset, summarize
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -166,7 +166,7 @@ def test_summary_of_nothing_has_the_columns():
 APPENDER = textwrap.dedent(
     """
     import sys
-    from helpers.results import append_rows
+    from helpers.report.results import append_rows
     results_dir = sys.argv[1]
     repeat = 0
     while True:

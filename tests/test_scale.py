@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from helpers import scale
-from helpers.measure import format_bytes
+from helpers.report.chapters import at_scale as scale
+from helpers.core.measure import format_bytes
 from helpers.stores import estimate_bytes
 
 

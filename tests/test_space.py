@@ -7,14 +7,16 @@ import os
 import numpy as np
 import pytest
 
-from helpers import experiments, space, stores
-from helpers.errors import InsufficientSpaceError
+from helpers.report import experiments
+from helpers.core import space
+from helpers import stores
+from helpers.core.errors import InsufficientSpaceError
 from helpers.stores import open_store
 from helpers.stores.disk import DiskStore
 
 
 def fake_statvfs(monkeypatch, *, files: int, favail: int) -> None:
-    """os.statvfs as seen by helpers.space, with these inode counts and the real byte counts."""
+    """os.statvfs as seen by helpers.core.space, with these inode counts and the real byte counts."""
     real = os.statvfs
 
     class Stats:

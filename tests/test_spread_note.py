@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from helpers import summary
+from helpers.report import summary
 
 
 def summary_rows(spreads: dict[str, tuple[float, float, float]], n: int = 100_000) -> pd.DataFrame:

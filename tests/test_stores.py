@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from helpers.errors import (
+from helpers.core.errors import (
     ImageFormatError,
     ImageNotFoundError,
     IncompleteStoreError,
@@ -17,7 +17,7 @@ from helpers.errors import (
     UnknownMethodError,
 )
 from helpers import codecs
-from helpers.compression import holds, lossy
+from helpers.report.chapters.compression import holds, lossy
 from helpers.stores import FLOOR, names, open_store, store_class
 from helpers.stores import codec
 from helpers.stores.disk import DiskStore

@@ -9,8 +9,9 @@ import sys
 import numpy as np
 import pytest
 
-from helpers import datasets, space
-from helpers.errors import DatasetError, ImageFormatError, ImageNotFoundError, InsufficientSpaceError
+from helpers import datasets
+from helpers.core import space
+from helpers.core.errors import DatasetError, ImageFormatError, ImageNotFoundError, InsufficientSpaceError
 from helpers.codecs import get_codec
 from helpers.stores import names, open_store, store_class
 from helpers.stores import arrow_store
@@ -189,7 +190,7 @@ def test_memory_stays_bounded_whatever_the_total(method, declare, tmp_path):
     """200,000 CIFAR-shaped images (614 MB) in chunks of 2,000 (6 MB): the writing process grows by less
     than 128 MB, measured in a fresh process by its kernel high-water mark; Arrow by less than that plus
     two of its record batches (it gathers a whole one, 64 MiB, before writing it)."""
-    command = [sys.executable, "-m", "helpers.scale", "write", method, str(tmp_path / method), "200000",
+    command = [sys.executable, "-m", "helpers.report.chapters.at_scale", "write", method, str(tmp_path / method), "200000",
                "--chunk-size", "2000", "--distinct", "500"]
     if not declare:
         command.append("--no-total")

@@ -8,7 +8,7 @@ import tarfile
 import numpy as np
 import pytest
 
-from helpers.errors import CorruptStoreError
+from helpers.core.errors import CorruptStoreError
 from helpers.stores import open_store, tar_store, zarr_store
 
 

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from helpers.errors import ImageFormatError, UnknownMethodError
+from helpers.core.errors import ImageFormatError, UnknownMethodError
 from helpers.stores.base import Store, check_image_shape
 
 # name -> "module:class"; imported on first use so an unused method's library need not load.
@@ -51,7 +51,7 @@ def open_store(
     return store_class(name)(root, durable=durable, compression=compression)
 
 
-# -- estimates by method name (helpers.space checks the disk; it does not know the stores) ------------
+# -- estimates by method name (helpers.core.space checks the disk; it does not know the stores) ------------
 def _check_request(
     method: str, n_images: int, image_shape: tuple[int, ...], dtype: object
 ) -> tuple[type[Store], np.dtype]:

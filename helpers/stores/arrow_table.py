@@ -38,8 +38,8 @@ import numpy as np
 import pyarrow as pa
 
 from helpers.codecs import Codec, get_codec
-from helpers.errors import CorruptStoreError, ImageNotFoundError
-from helpers.fileio import preallocated, replaced_when_written
+from helpers.core.errors import CorruptStoreError, ImageNotFoundError
+from helpers.core.files import preallocated, replaced_when_written
 from helpers.stores.base import AlignedBlocks, BatchReader, Store, check_stored
 from helpers.stores.codec import EncodedImages, decode_payloads, image_payloads
 

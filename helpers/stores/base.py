@@ -19,8 +19,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from helpers import codecs, space
-from helpers.errors import (
+from helpers import codecs
+from helpers.core import space
+from helpers.core.errors import (
     CorruptStoreError,
     ImageFormatError,
     ImageNotFoundError,
@@ -28,8 +29,8 @@ from helpers.errors import (
     InsufficientSpaceError,
     UnknownCodecError,
 )
-from helpers.fileio import fsync_path, fsync_tree, remove, write_atomically
-from helpers.measure import disk_usage, regular_files
+from helpers.core.files import fsync_path, fsync_tree, remove, write_atomically
+from helpers.core.measure import disk_usage, regular_files
 from helpers.stores.codec import EncodedImages
 
 SUPPORTED_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16))
@@ -245,8 +246,15 @@ class Store(ABC):
     """
 
     name: ClassVar[str]
+    #: How the report names the method (figures, tables, sentences).
+    label: ClassVar[str]
+    #: The method's colour in every figure (a matplotlib colour), unique among the registered methods.
+    colour: ClassVar[str]
     #: What this method pays for, in one sentence, for the report.
     trade_off: ClassVar[str]
+    #: When to choose it whatever its speed here, what it offers that the measurements do not show, as the
+    #: end of "Choose ...": "LMDB when you need keyed random access and transactions"; "" for the floor.
+    choose_when: ClassVar[str] = ""
     #: Name of the batch inside ``root`` (a file or a folder).
     batch_name: ClassVar[str]
 
@@ -732,7 +740,7 @@ class Store(ABC):
     @abstractmethod
     def space_needed(cls, n_images: int, image_shape: tuple[int, ...], dtype: np.dtype, single: bool) -> int:
         """Disk space ``n_images`` images of a valid shape and dtype may take, allocated blocks included, on
-        the high side (``helpers.space`` has the shared rules): as one batch, or one by one if ``single``."""
+        the high side (``helpers.core.space`` has the shared rules): as one batch, or one by one if ``single``."""
 
     @classmethod
     def disk_usage_note(cls, n_images: int, apparent_bytes: int, allocated_bytes: int, raw_image_bytes: int) -> str:

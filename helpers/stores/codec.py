@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from helpers.codecs import Codec, get_codec
-from helpers.errors import CorruptStoreError, ImageFormatError
+from helpers.core.errors import CorruptStoreError, ImageFormatError
 
 MAGIC = b"ISR1"
 HEADER = struct.Struct("<4sBBxx3Iq")

@@ -46,10 +46,10 @@ import hdf5plugin  # registers the Blosc and Zstd filters with HDF5, for writing
 import imagecodecs
 import numpy as np
 
-from helpers import space
+from helpers.core import space
 from helpers.codecs import BLOSC_COMPRESSOR, BLOSC_LEVELS
-from helpers.errors import CorruptStoreError, ImageNotFoundError, StorageReportError, UnknownCodecError
-from helpers.fileio import replaced_when_written
+from helpers.core.errors import CorruptStoreError, ImageNotFoundError, StorageReportError, UnknownCodecError
+from helpers.core.files import replaced_when_written
 from helpers.stores.base import BatchReader, Store, check_count, check_stored, wants_readahead
 
 FORMAT = "image-storage-report/1"
@@ -87,6 +87,9 @@ def dataset(file: h5py.File, name: str, path: Path) -> h5py.Dataset:
 
 class Hdf5Store(Store):
     name = "hdf5"
+    label = "HDF5"
+    colour = "#2ca02c"
+    choose_when = "HDF5 when the set is one array that is written once and read in slices"
     trade_off = "HDF5 writes the whole batch as one contiguous array: one bulk copy, a small fixed header."
     batch_name = "many.h5"
     compressions = ("gzip", "lzf", "zstd", "blosc")

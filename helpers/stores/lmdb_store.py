@@ -34,9 +34,9 @@ from typing import ClassVar
 import lmdb
 import numpy as np
 
-from helpers import space
+from helpers.core import space
 from helpers.codecs import Codec, get_codec, names as codec_names
-from helpers.errors import CorruptStoreError, ImageNotFoundError
+from helpers.core.errors import CorruptStoreError, ImageNotFoundError
 from helpers.stores import codec
 from helpers.stores.base import BatchReader, Store, check_count, check_image_shape, wants_readahead
 
@@ -124,6 +124,9 @@ def write_with_growth(env: lmdb.Environment, fill: Callable[[lmdb.Transaction], 
 
 class LmdbStore(Store):
     name = "lmdb"
+    label = "LMDB"
+    colour = "#ff7f0e"
+    choose_when = "LMDB when you need keyed random access and transactions"
     trade_off = (
         "LMDB copies raw bytes into a memory-mapped B-tree: no compression, values rounded up to 4 KiB "
         "pages, and a flush to disk on every commit unless told not to."

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from helpers import space
-from helpers.errors import CorruptStoreError, ImageNotFoundError, StorageReportError
-from helpers.fileio import replaced_when_written
+from helpers.core import space
+from helpers.core.errors import CorruptStoreError, ImageNotFoundError, StorageReportError
+from helpers.core.files import replaced_when_written
 from helpers.stores.base import BatchReader, Store, check_count, check_stored
 
 
@@ -37,6 +37,8 @@ NPY_HEADER = 128  # the header np.save writes before the array, at most
 
 class NpyStore(Store):
     name = "npy"
+    label = "NumPy floor (npy)"
+    colour = "#555555"
     trade_off = "One raw array per batch, no header per image and no compression: the reference floor."
     batch_name = "many.npy.d"
 

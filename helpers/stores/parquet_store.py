@@ -35,7 +35,7 @@ cost, of 128 rows, for a random read that stays under 0.2 ms.
 Writing. pyarrow copies each value into its page buffer before writing it, where ``np.save`` writes the
 array directly, and no writer option changes that. What did close the gap is where the bytes go:
 ``np.save`` allocates the file's blocks in one call before its single write, and a file written without
-that pays ext4's block reservation on every page (``helpers.fileio.preallocated``). Measured on 100,000
+that pays ext4's block reservation on every page (``helpers.core.files.preallocated``). Measured on 100,000
 CIFAR-shaped images, 256 rows per group, medians of 5 against ``np.save`` in the same run (0.040 s):
 
 ==========================================================  =========
@@ -79,9 +79,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from helpers import space
+from helpers.core import space
 from helpers.codecs import names as codec_names
-from helpers.errors import CorruptStoreError, StorageReportError
+from helpers.core.errors import CorruptStoreError, StorageReportError
 from helpers.stores import arrow_table
 
 ROW_GROUP_BYTES = 768 * 1024
@@ -125,6 +125,12 @@ def open_file(path: Path) -> tuple[pq.ParquetFile, arrow_table.Layout]:
 
 class ParquetStore(arrow_table.TableStore):
     name = "parquet"
+    label = "Parquet"
+    colour = "#e377c2"
+    choose_when = (
+        "Parquet when images travel with tabular data to analytics tools (pandas, DuckDB, Spark) and are "
+        "read in bulk, not at random"
+    )
     trade_off = (
         "Parquet keeps rows in row groups with a footer of metadata: bulk reads are one decode per group, "
         "but a random read decodes a whole row group."

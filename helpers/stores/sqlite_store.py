@@ -75,7 +75,7 @@ from pathlib import Path
 import numpy as np
 
 from helpers.codecs import get_codec, names as codec_names
-from helpers.errors import CorruptStoreError, ImageNotFoundError, StorageReportError
+from helpers.core.errors import CorruptStoreError, ImageNotFoundError, StorageReportError
 from helpers.stores.base import BatchReader, Store, check_stored
 from helpers.stores.codec import image_payloads
 
@@ -157,6 +157,11 @@ def little_endian(images: np.ndarray) -> np.ndarray:
 
 class SqliteStore(Store):
     name = "sqlite"
+    label = "SQLite"
+    colour = "#bcbd22"
+    choose_when = (
+        "SQLite when images are added, replaced and looked up one by one, with transactions, in one file"
+    )
     trade_off = (
         "SQLite keeps each image as a BLOB row of a B-tree in one database file: a query per read, "
         "64 KiB pages nearly full, no compression."

@@ -23,7 +23,7 @@ from typing import Protocol
 import numpy as np
 
 from helpers.codecs import Codec, get_codec
-from helpers.errors import CorruptStoreError
+from helpers.core.errors import CorruptStoreError
 from helpers.stores.base import BatchReader, check_image_shape
 from helpers.stores.codec import EncodedImages, decode_payloads, image_payloads
 

@@ -44,10 +44,10 @@ from pathlib import Path
 
 import numpy as np
 
-from helpers import space
+from helpers.core import space
 from helpers.codecs import names as codec_names
-from helpers.errors import CorruptStoreError, ImageFormatError, ImageNotFoundError
-from helpers.fileio import fsync_path, replaced_when_written
+from helpers.core.errors import CorruptStoreError, ImageFormatError, ImageNotFoundError
+from helpers.core.files import fsync_path, replaced_when_written
 from helpers.stores.base import BatchReader, Store, check_stored, writing_name
 from helpers.stores.tar_compressed import (
     CompressedTarReader, add_samples, piece_index_name, recorded_compression, write_compressed_shards,
@@ -241,6 +241,11 @@ def close_shard(file, layout: SampleLayout, samples: int) -> None:
 
 class TarStore(Store):
     name = "tar"
+    label = "WebDataset tar"
+    colour = "#8c564b"
+    choose_when = (
+        "WebDataset tar shards when a training job streams the set sequentially from many shards"
+    )
     trade_off = (
         "WebDataset tar shards store each image as an .npy member and its label as a .cls member: a 512-byte "
         "header and padding to 512 bytes per member, read by offset from an index beside the shards."

@@ -71,10 +71,10 @@ import numpy as np
 import zarr
 from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
 
-from helpers import space
+from helpers.core import space
 from helpers.codecs import BLOSC_COMPRESSOR, BLOSC_LEVELS
-from helpers.errors import CorruptStoreError, ImageNotFoundError, StorageReportError
-from helpers.fileio import fsync_path, fsync_tree, remove
+from helpers.core.errors import CorruptStoreError, ImageNotFoundError, StorageReportError
+from helpers.core.files import fsync_path, fsync_tree, remove
 from helpers.stores.base import (
     PARTIAL_SUFFIX, REMOVING_SUFFIX, AlignedBlocks, BatchReader, Store, check_stored, writing_name,
 )
@@ -197,6 +197,11 @@ def open_tensorstore(array_path: Path):
 
 class ZarrStore(Store):
     name = "zarr"
+    label = "Zarr"
+    colour = "#9467bd"
+    choose_when = (
+        "Zarr when the set is an array read in chunks from object storage or by many workers"
+    )
     trade_off = (
         "Zarr v3 keeps the batch in checksummed chunks of about 384 KiB (128 CIFAR images), 32 to a shard "
         "file: near the raw size on disk, but a random image reads and checks its whole chunk."

@@ -45,8 +45,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm  # plain text: tqdm.auto needs ipywidgets inside notebooks
 
-from helpers.dataset_core import Dataset
-from helpers.errors import DatasetError
+from helpers.core.errors import DatasetError
+from helpers.core.pool import in_pool, preload_in_workers, reuse_freed_memory, use_pool, worker_pool
+from helpers.datasets.base import Dataset
+
+preload_in_workers(__name__)  # the pool's workers decode the folder's files
 
 PILLOW_SUFFIXES = {
     ".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP",
@@ -371,8 +374,6 @@ def _read_chunk_to_slot(ring_path: str, offset: int, paths: Sequence[str],
                         layout: Layout) -> list[tuple[int, int]]:
     """Decode ``paths`` into the ring file's slot that starts at byte ``offset``, image after image; their
     sizes before any resize."""
-    from helpers.loader import reuse_freed_memory
-
     reuse_freed_memory()  # see _ParallelDecode.run
     handle = os.open(ring_path, os.O_WRONLY)
     originals = []
@@ -407,7 +408,6 @@ def _ring_file(nbytes: int) -> tuple[str, int] | None:
 
 def _read_all_headers(names: list[str], workers: int, bar: tqdm) -> list[Header]:
     """Every file's header, in order, read in chunks by the process pool when there are several chunks."""
-    from helpers.stores.disk import in_pool
 
     calls = [(names[start:start + HEADER_CHUNK_FILES],) for start in range(0, len(names), HEADER_CHUNK_FILES)]
     chunks = (in_pool(_read_headers, calls, workers) if workers > 1 and len(calls) > 1
@@ -464,9 +464,6 @@ class _ParallelDecode:
         self.ring = _ring_file(2 * helpers * self.chunk * self.image_bytes)
 
     def run(self) -> None:
-        from helpers.loader import reuse_freed_memory
-        from helpers.stores.disk import worker_pool
-
         # Each image passes through two buffers of its size (Pillow's, then NumPy's), freed right away. With
         # the pool's threads and futures allocating between them, glibc gave them back to the kernel after
         # every image and faulted them in again for the next: 110,000 page faults and 0.3 s of kernel time
@@ -655,7 +652,6 @@ def load_folder(
     listing = list_images(root)
     files = listing.files[:limit] if limit is not None else listing.files
 
-    from helpers.stores.disk import use_pool
 
     # one process unless the folder is large enough for the pool to pay (helpers.stores.disk's rule)
     workers = workers if use_pool(workers, len(files), 2) else 1

@@ -15,8 +15,8 @@ import os
 import shutil
 from pathlib import Path
 
-from helpers.errors import InsufficientSpaceError
-from helpers.measure import format_bytes
+from helpers.core.errors import InsufficientSpaceError
+from helpers.core.measure import format_bytes
 
 BLOCK = 4096  # filesystem block and LMDB page
 DIRECTORY_ENTRY = 64  # bytes a file's name takes in its folder, generously

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from helpers.dataset_core import Dataset, make_chunks_in_threads
-from helpers.errors import DatasetError
+from helpers.datasets.base import Dataset, make_chunks_in_threads
+from helpers.core.errors import DatasetError
 
 if TYPE_CHECKING:  # pandas is imported where the ratios are tabulated, not for drawing scans
     import pandas as pd
@@ -207,7 +207,7 @@ def real_slice_path(name: str = REFERENCE_SLICE) -> Path:
 
 def real_slices(names: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
     """Real CT slices from pydicom-data, ``(h, w)`` uint16 stored values (signed ones + 32768), by file name."""
-    from helpers.image_folder import read_dicom
+    from helpers.datasets.folder import read_dicom
 
     names = names or tuple(name for name, _ in REAL_CT_SLICES)
     return {name: read_dicom(real_slice_path(name)) for name in names}

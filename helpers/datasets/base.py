@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from helpers.errors import DatasetError
+from helpers.core.errors import DatasetError
 
 SYNTHETIC_PREFIX = "SYNTHETIC"
 MAX_THREADS = 8

@@ -17,12 +17,12 @@ from pathlib import Path
 import pandas as pd
 import psutil
 
-from helpers import space
-from helpers.fileio import write_atomically
-from helpers.measure import eviction_works, format_bytes
+from helpers.core import space
+from helpers.core.files import write_atomically
+from helpers.core.measure import eviction_works, format_bytes
 
 FILE_NAME = "environment.json"
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 #: Python distributions whose versions are recorded (distribution name as pip knows it).
 LIBRARIES = ("numpy", "Pillow", "lmdb", "h5py", "pandas", "matplotlib", "tqdm", "psutil")
 

@@ -1,7 +1,7 @@
 """Tables and sentences for the report, computed from the measured numbers (never typed in).
 
 The notebooks show these tables and render these texts; every figure of speech here that carries a
-number takes it from the summary tables of ``helpers.results.summarize``. The only numbers written down
+number takes it from the summary tables of ``helpers.report.results.summarize``. The only numbers written down
 are the article's published results, kept in ``ARTICLE_RESULTS`` and quoted as such.
 """
 
@@ -16,9 +16,10 @@ import numpy as np
 import pandas as pd
 
 from helpers import stores
+from helpers.stores import store_class
 from helpers.datasets import is_synthetic_source
-from helpers.measure import disk_usage, format_bytes, format_seconds
-from helpers.plots import method_label, ordered_methods, pattern_rows
+from helpers.core.measure import disk_usage, format_bytes, format_seconds
+from helpers.report.plots import method_label, ordered_methods, pattern_rows
 
 #: Facts from the article "Three Ways of Storing and Accessing Lots of Images in Python" (Real Python):
 #: its published timings and disk usage for 100,000 CIFAR-10 images (the 50,000 training images twice).
@@ -401,24 +402,10 @@ def recommendations(many: pd.DataFrame, single: pd.DataFrame | None = None,
               f"favours {method_label(best)}**")
     if second:
         advice += f", then {method_label(second)} ({times(reads[1][1] / reads[0][1])} slower to read)"
-    others = [CHOOSE_WHEN[m] for m in ordered_methods(many["method"]) if m in CHOOSE_WHEN]
-    lines.append(advice + ". Choose PNG files when images must stay viewable and editable one by one, "
-                 "LMDB when you need keyed random access and transactions, HDF5 when the set is one "
-                 "array that is written once and read in slices" + "".join(f"; {o}" for o in others) + ".")
+    # What each method offers that the numbers do not show, in its own words (Store.choose_when).
+    reasons = [store_class(m).choose_when for m in ordered_methods(many["method"]) if m in stores.names()]
+    lines.append(advice + ". Choose " + "; ".join(reason for reason in reasons if reason) + ".")
     return "\n".join(lines)
-
-
-#: When each of today's formats is the right pick whatever its speed here: what it offers that the
-#: measurements do not show (the numbers above say what it costs).
-CHOOSE_WHEN = {
-    "zarr": "Zarr when the set is an array read in chunks from object storage or by many workers",
-    "tar": "WebDataset tar shards when a training job streams the set sequentially from many shards",
-    "parquet": "Parquet when images travel with tabular data to analytics tools (pandas, DuckDB, Spark) "
-               "and are read in bulk, not at random",
-    "arrow": "Arrow IPC when a training loop reads at random from local disk (the layout Hugging Face "
-             "datasets keeps)",
-    "sqlite": "SQLite when images are added, replaced and looked up one by one, with transactions, in one file",
-}
 
 
 ARTICLE_RATIOS = (
@@ -531,7 +518,7 @@ LARGE_READS = (("read_many", "read in order"), ("read_epoch", "read shuffled"))
 
 
 def compression_table(ratios: pd.DataFrame) -> pd.DataFrame:
-    """``helpers.scans.compression_ratios`` as the report shows it."""
+    """``helpers.datasets.scans.compression_ratios`` as the report shows it."""
     return pd.DataFrame({
         "image": ratios["image"], "pixels": ratios["shape"],
         "raw": ratios["raw_bytes"].map(format_bytes),
@@ -860,7 +847,7 @@ def access_cache_note(access: pd.DataFrame, cold_cache_possible: object = True) 
 
 def compression_conclusions(results_dir: str | os.PathLike[str]) -> str:
     """The best lossless codec for each goal (smallest, fastest to read, best balance), per dataset the
-    compression chapter measured, computed from its results (``helpers.compression.best_codecs``)."""
-    from helpers import compression
+    compression chapter measured, computed from its results (``helpers.report.chapters.compression.best_codecs``)."""
+    from helpers.report.chapters import compression
 
     return compression.conclusions(results_dir)

@@ -1,4 +1,4 @@
-"""The report's figures, drawn from the summary table of ``helpers.results.summarize``.
+"""The report's figures, drawn from the summary table of ``helpers.report.results.summarize``.
 
 Every function takes that table (plus a few options) and ``figures_dir``, saves the figure there as PNG
 and SVG under a stable name (so the README and readers can point at ``figures/<name>.png``) and returns
@@ -19,20 +19,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from helpers.stores import FLOOR
+from helpers.stores import FLOOR, names, store_class
 
-#: How the methods are named in figures; a method not listed here is shown by its registry name.
-METHOD_LABELS = {
-    "disk": "PNG files", "lmdb": "LMDB", "hdf5": "HDF5", "zarr": "Zarr", "tar": "WebDataset tar",
-    "parquet": "Parquet", "arrow": "Arrow IPC", "sqlite": "SQLite", "npy": "NumPy floor (npy)",
-}
-#: The article's three keep matplotlib's first three colours; the others are the rest of its palette,
-#: skipping red and grey (grey is the floor's), so no two methods share a colour in any figure.
-METHOD_COLORS = {
-    "disk": "#1f77b4", "lmdb": "#ff7f0e", "hdf5": "#2ca02c", "zarr": "#9467bd", "tar": "#8c564b",
-    "parquet": "#e377c2", "arrow": "#17becf", "sqlite": "#bcbd22", "npy": "#555555",
-}
-EXTRA_COLORS = ("#d62728", "#393b79", "#e7969c", "#637939", "#7b4173")  # methods not named above
+#: Colours for a method not in the registry (each registered method names its own ``colour``).
+EXTRA_COLORS = ("#d62728", "#393b79", "#e7969c", "#637939", "#7b4173")
 ARTICLE_ORDER = ("disk", "lmdb", "hdf5")
 CACHE_STYLES = {"": "-", "warm": "-", "cold": "--"}
 OPERATION_TITLES = {
@@ -47,20 +37,20 @@ STYLE_KEY = "line-style-key"  # gid of the legend entries that explain line styl
 
 
 def method_label(method: str) -> str:
-    return METHOD_LABELS.get(method, method)
+    """The method's own ``label`` (its registry name when it is not registered)."""
+    return store_class(method).label if method in names() else method
 
 
 def method_color(method: str) -> str:
-    if method in METHOD_COLORS:
-        return METHOD_COLORS[method]
+    """The method's own ``colour``; an unregistered name gets a stable one of ``EXTRA_COLORS``."""
+    if method in names():
+        return store_class(method).colour
     return EXTRA_COLORS[sum(map(ord, method)) % len(EXTRA_COLORS)]  # stable across runs, unlike hash()
 
 
 def ordered_methods(methods: Sequence[str]) -> list[str]:
     """The article's three in its order, then the other registered methods in registry order (any unknown
     name after them, sorted), the reference floor last."""
-    from helpers.stores import names
-
     present = list(dict.fromkeys(methods))
     first = [m for m in ARTICLE_ORDER if m in present]
     registered = [m for m in names() if m in present and m not in first and m != FLOOR]
@@ -89,7 +79,7 @@ def select(
     """
     missing = {"method", "operation", "n_images", "cache", "durable", "median", "min", "max"} - set(summary)
     if missing:
-        raise ValueError(f"expected the table of helpers.results.summarize; missing columns {sorted(missing)}")
+        raise ValueError(f"expected the table of helpers.report.results.summarize; missing columns {sorted(missing)}")
     rows = summary[summary["operation"] == operation]
     if cache is not None:
         rows = rows[rows["cache"] == cache]
@@ -437,7 +427,7 @@ def scan_gallery(
     name: str = "scan_gallery",
 ) -> Figure:
     """The images side by side, each shown between its 1st and 99.5th percentile (a display window), titled
-    with its lossless compression ratios from ``ratios`` (``helpers.scans.compression_ratios``)."""
+    with its lossless compression ratios from ``ratios`` (``helpers.datasets.scans.compression_ratios``)."""
     figure = Figure(figsize=(2.6 * len(pictures), 3.2), layout="constrained")
     panels = np.atleast_1d(figure.subplots(1, len(pictures)))
     by_name = ratios.set_index("image")
@@ -471,7 +461,7 @@ def pattern_rows(access: pd.DataFrame, pattern: str, many: pd.DataFrame | None =
     """
     epochs = access[access["operation"] == "read_epoch"]
     if epochs.empty:
-        raise ValueError("no read_epoch rows: run helpers.experiments.run_access (notebook 04) first")
+        raise ValueError("no read_epoch rows: run helpers.report.experiments.run_access (notebook 04) first")
     if pattern == "read_many":
         if many is None:
             return access.iloc[0:0]
@@ -545,7 +535,7 @@ def workers_plot(access: pd.DataFrame, figures_dir: str | os.PathLike[str], *, n
     """
     rows = access[(access["operation"] == "read_epoch") & (access["cache"] == "warm")].sort_values("workers")
     if rows.empty:
-        raise ValueError("no warm read_epoch rows: run helpers.experiments.run_access (notebook 04) first")
+        raise ValueError("no warm read_epoch rows: run helpers.report.experiments.run_access (notebook 04) first")
     figure = Figure(figsize=(8, 4.5), layout="constrained")
     axes = figure.subplots()
     for method in ordered_methods(rows["method"]):
@@ -569,7 +559,7 @@ def compression_trade_off_plot(
     title: str = "CIFAR",
 ) -> Figure:
     """Bytes per image (allocated) against the shuffled-epoch read time per image, one point per method and
-    codec (``helpers.compression.trade_off_table``), coloured by method; the Pareto front joined by a line."""
+    codec (``helpers.report.chapters.compression.trade_off_table``), coloured by method; the Pareto front joined by a line."""
     figure = Figure(figsize=(8, 5.5))
     axes = figure.add_subplot()
     for _, row in table.iterrows():
@@ -597,7 +587,7 @@ def compression_trade_off_plot(
 
 
 def at_scale_memory_plot(writes: pd.DataFrame, figures_dir: str | os.PathLike[str]) -> Figure:
-    """Peak memory of each method's ``store_chunks`` beside the size of the data it wrote (``helpers.scale``)."""
+    """Peak memory of each method's ``store_chunks`` beside the size of the data it wrote (``helpers.report.chapters.at_scale``)."""
     written = writes[writes["skipped"] == ""]
     methods = ordered_methods(list(written["method"]))
     figure = Figure(figsize=(7, 3.6))
@@ -621,7 +611,7 @@ def at_scale_memory_plot(writes: pd.DataFrame, figures_dir: str | os.PathLike[st
 
 
 def conversion_speed_up_plot(table: pd.DataFrame, figures_dir: str | os.PathLike[str]) -> Figure:
-    """Seconds of a Dask conversion per method and number of workers (``helpers.scale.conversions``)."""
+    """Seconds of a Dask conversion per method and number of workers (``helpers.report.chapters.at_scale.conversions``)."""
     methods = ordered_methods(list(table["method"]))
     counts = sorted(table["workers"].unique())
     figure = Figure(figsize=(7, 3.6))

@@ -30,14 +30,14 @@ from typing import TYPE_CHECKING
 
 import nbformat
 
-from helpers.fileio import write_atomically
+from helpers.core.files import write_atomically
 from helpers.loader import BATCH_SIZE
 from helpers.stores import FLOOR, names
 
 if TYPE_CHECKING:
     from traitlets.config import Config
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 NOTEBOOKS = (
     "00-setup", "01-single-image", "02-many-images", "03-disk-usage", "04-access-patterns", "05-large-images",
@@ -223,7 +223,7 @@ def notebook_parameters(args: argparse.Namespace, notes: list[str] | None = None
     output_dir = args.output_dir.resolve()
     compressions = args.compressions or (QUICK_COMPRESSIONS if args.quick else DEFAULT_COMPRESSIONS)
     try:
-        from helpers.compression import variants
+        from helpers.report.chapters.compression import variants
 
         variants(methods, compressions)
     except ValueError as error:  # UnknownCodecError: a codec no method takes, or a level out of range
@@ -258,8 +258,8 @@ def cutoffs_within(dataset: str, cutoffs: list[int], option: str, notes: list[st
     plus that number, so the whole folder is measured. What was dropped is printed and added to ``notes``.
     """
     from helpers.datasets import is_image_folder
-    from helpers.errors import DatasetError
-    from helpers.image_folder import list_images
+    from helpers.core.errors import DatasetError
+    from helpers.datasets.folder import list_images
 
     if dataset in NAMED_DATASETS or not is_image_folder(dataset):
         return cutoffs
@@ -410,7 +410,7 @@ def report_cells(notebook: nbformat.NotebookNode, prefix: str, anchors: list) ->
 
 def dataset_source(results_dir: Path) -> str | None:
     try:
-        from helpers import environment
+        from helpers.report import environment
 
         return environment.load(results_dir).get("dataset_source")
     except (FileNotFoundError, ValueError):
@@ -431,7 +431,7 @@ def parameters_markdown(parameters: dict, names: Sequence[str], notes: Sequence[
 
 def merge(executed: Sequence[Path], parameters: dict, notes: Sequence[str] = ()) -> nbformat.NotebookNode:
     """One notebook holding the title, banner, parameters, contents and every executed notebook."""
-    from helpers.summary import banner_html
+    from helpers.report.summary import banner_html
 
     body, anchors, kernel_metadata = [], [], {}
     for path in executed:

@@ -1,7 +1,7 @@
 """The experiments the notebooks run, one call each: verify every store, then time it, as tidy rows.
 
-Each function returns a ``pandas.DataFrame`` with ``helpers.results.COLUMNS``, one row per timed run,
-ready for ``helpers.results.append_rows``. Timing follows ``helpers.measure.time_call``: an untimed
+Each function returns a ``pandas.DataFrame`` with ``helpers.report.results.COLUMNS``, one row per timed run,
+ready for ``helpers.report.results.append_rows``. Timing follows ``helpers.core.measure.time_call``: an untimed
 warm-up, ``repeats`` or more timed runs, setup (clearing a store, evicting its files) outside the timed
 region. Each method works in its own folder, ``work_dir/<method>``.
 """
@@ -15,12 +15,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from helpers import space, stores
-from helpers.errors import CorruptStoreError, DatasetError, ImageFormatError
-from helpers.measure import DiskUsage, Timing, check_repeats, disk_usage, evict, time_call
-from helpers.results import COLUMNS
+from helpers.core import space
+from helpers import stores
+from helpers.core.errors import CorruptStoreError, DatasetError, ImageFormatError
+from helpers.core.measure import DiskUsage, Timing, check_repeats, disk_usage, evict, time_call
+from helpers.report.results import COLUMNS
 
-#: The results tables (``helpers.results``) the two experiments fill.
+#: The results tables (``helpers.report.results``) the two experiments fill.
 SINGLE_EXPERIMENT = "single_image"
 MANY_EXPERIMENT = "many_images"
 

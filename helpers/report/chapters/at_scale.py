@@ -1,6 +1,6 @@
 """Measurements at scale: writing more images than fit in memory, and converting on a Dask cluster.
 
-Peak memory is measured in a fresh process per write (``python -m helpers.scale write ...``), so that what
+Peak memory is measured in a fresh process per write (``python -m helpers.report.chapters.at_scale write ...``), so that what
 earlier measurements left in this one does not count: its peak resident set (the kernel's high-water mark,
 VmHWM) beside its resident set just before the write began, and the size of the data written.
 """
@@ -20,12 +20,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from helpers import space
+from helpers.core import space
 from helpers.convert import SyntheticSource, convert, dask_client
-from helpers.errors import CorruptStoreError
-from helpers.fileio import remove, write_atomically
+from helpers.core.errors import CorruptStoreError
+from helpers.core.files import remove, write_atomically
 from helpers.loader import batches
-from helpers.measure import disk_usage, format_bytes
+from helpers.core.measure import disk_usage, format_bytes
 from helpers.stores import estimate_bytes, open_store, store_class
 
 CHUNK_IMAGES = 10_000  # images per chunk given to store_chunks: 30 MB of CIFAR-shaped images
@@ -77,7 +77,7 @@ def write_in_subprocess(
     distinct: int = DISTINCT_IMAGES, declare_total: bool = True, compression: str | None = None,
 ) -> dict:
     """``write_here`` in a fresh Python process, so that its peak memory is the write's own."""
-    command = [sys.executable, "-m", "helpers.scale", "write", method, str(root), str(n_images),
+    command = [sys.executable, "-m", "helpers.report.chapters.at_scale", "write", method, str(root), str(n_images),
                "--chunk-size", str(chunk_size), "--distinct", str(distinct)]
     if not declare_total:
         command.append("--no-total")
@@ -308,7 +308,7 @@ def conversions_markdown(table: pd.DataFrame, writes: pd.DataFrame | None = None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m helpers.scale")
+    parser = argparse.ArgumentParser(prog="python -m helpers.report.chapters.at_scale")
     commands = parser.add_subparsers(dest="command", required=True)
     write = commands.add_parser("write", help="store_chunks of synthetic images; prints seconds and memory (JSON)")
     write.add_argument("method")

@@ -2,7 +2,7 @@
 
 Each measured *variant* is a method with one ``compression=`` (``"lmdb+zstd"``; the method alone is its
 baseline without a codec, ``"disk"`` being PNG at Pillow's level). Its rows go to the results table
-``compression`` (``helpers.results``) with the variant in the ``method`` column: ``store_many`` (with the
+``compression`` (``helpers.report.results``) with the variant in the ``method`` column: ``store_many`` (with the
 allocated bytes of the batch), ``read_many`` (sequential) and ``read_epoch`` (every image once in a
 random order, in mini-batches of ``batch_size`` through ``store.read_indices``), all warm. Lossless
 variants are checked to read back exactly before they are timed; lossy ones get their PSNR, kept with the
@@ -21,11 +21,11 @@ import numpy as np
 import pandas as pd
 
 from helpers import codecs, loader, stores
-from helpers.errors import ImageFormatError, UnknownCodecError
-from helpers.experiments import progress_bar, time_read, timing_rows, unpack, verify_round_trip
-from helpers.fileio import remove, write_atomically
-from helpers.measure import check_repeats, disk_usage, format_bytes, format_seconds, time_call
-from helpers.results import COLUMNS, append_rows, read_results, reset, summarize
+from helpers.core.errors import ImageFormatError, UnknownCodecError
+from helpers.report.experiments import progress_bar, time_read, timing_rows, unpack, verify_round_trip
+from helpers.core.files import remove, write_atomically
+from helpers.core.measure import check_repeats, disk_usage, format_bytes, format_seconds, time_call
+from helpers.report.results import COLUMNS, append_rows, read_results, reset, summarize
 
 EXPERIMENT = "compression"
 QUALITY_TABLE = "compression_quality.csv"
@@ -116,7 +116,7 @@ def run_compression(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Time every variant of ``methods`` x ``compressions`` on the whole batch ``images``, warm.
 
-    Returns (results rows, quality rows): the rows of ``helpers.results`` (variant in ``method``) and one
+    Returns (results rows, quality rows): the rows of ``helpers.report.results`` (variant in ``method``) and one
     row per variant with the raw bytes of one image, its PSNR (``inf`` for lossless ones, checked to read
     back exactly), or why it was skipped (a codec that cannot hold the images).
     """

@@ -27,12 +27,12 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from tqdm import tqdm  # plain text: tqdm.auto needs ipywidgets inside notebooks
 
-from helpers.dataset_core import SYNTHETIC_PREFIX, Dataset, is_synthetic_source, make_chunks_in_threads
+from helpers.datasets.base import SYNTHETIC_PREFIX, Dataset, is_synthetic_source, make_chunks_in_threads
 
 __all__ = ["Dataset", "is_synthetic_source", "load", "load_cifar10", "load_folder", "download_cifar10", "synthetic",
            "synthetic_scans", "SYNTHETIC_PREFIX"]
-from helpers.errors import DatasetError
-from helpers.fileio import fsync_tree, remove
+from helpers.core.errors import DatasetError
+from helpers.core.files import fsync_tree, remove
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
@@ -62,7 +62,7 @@ def default_data_root() -> Path:
     configured = os.environ.get(DATA_ENV)
     if configured:
         return Path(configured).expanduser()
-    return Path(__file__).resolve().parents[1] / "data" / "raw"
+    return Path(__file__).resolve().parents[2] / "data" / "raw"
 
 
 def _how_to_get_cifar10(root: Path) -> str:
@@ -639,7 +639,7 @@ def load(source: str = "auto", n: int | None = None, *, size: int | tuple[int, i
         return stand_in
     if isinstance(source, (str, os.PathLike)) and Path(source).exists():
         if is_image_folder(source):
-            from helpers.image_folder import NoImagesError
+            from helpers.datasets.folder import NoImagesError
 
             try:
                 return load_folder(source, size=size, limit=n)
@@ -653,7 +653,7 @@ def load(source: str = "auto", n: int | None = None, *, size: int | tuple[int, i
     )
 
 
-# -- the reader's own images and large 16-bit scans (helpers.image_folder, helpers.scans) ---------------
+# -- the reader's own images and large 16-bit scans (helpers.datasets.folder, helpers.datasets.scans) ---------------
 
 SCANS_DEFAULT_COUNT = 1000
 
@@ -668,16 +668,16 @@ def load_folder(
     workers: int | None = None, progress: bool = True,
 ) -> Dataset:
     """Every image under ``path`` (PNG, JPEG, TIFF, BMP, WebP, DICOM; 8- or 16-bit), labelled by first-level
-    subfolder as torchvision's ImageFolder does; ``helpers.image_folder.load_folder`` tells the rules."""
-    from helpers import image_folder
+    subfolder as torchvision's ImageFolder does; ``helpers.datasets.folder.load_folder`` tells the rules."""
+    from helpers.datasets import folder as image_folder
 
     return image_folder.load_folder(path, size=size, limit=limit, workers=workers, progress=progress)
 
 
 def synthetic_scans(n: int, size: int = 512, seed: int = 0) -> Dataset:
     """``n`` deterministic CT-like 16-bit greyscale slices (12 bits used) that compress like real CT slices;
-    ``helpers.scans.synthetic_scans`` tells how."""
-    from helpers import scans
+    ``helpers.datasets.scans.synthetic_scans`` tells how."""
+    from helpers.datasets import scans
 
     return scans.synthetic_scans(n, size=size, seed=seed)
 

@@ -50,7 +50,7 @@ class Timing:
     """The seconds of each timed run of one measurement (warm-up excluded), and their statistics.
 
     Quartiles use linear interpolation between runs, as ``numpy.percentile`` and ``pandas.quantile`` do
-    by default, so these numbers equal what ``helpers.results.summarize`` computes from the same runs.
+    by default, so these numbers equal what ``helpers.report.results.summarize`` computes from the same runs.
     """
 
     seconds: tuple[float, ...]

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from helpers.fileio import preallocated, spread_subfolders, write_new_file
+from helpers.core.files import preallocated, spread_subfolders, write_new_file
 
 
 def test_write_new_file_writes_every_byte(tmp_path):
@@ -26,7 +26,7 @@ def test_write_new_file_never_overwrites(tmp_path):
 
 
 def test_spread_subfolders_marks_the_folder_where_the_file_system_allows(tmp_path):
-    from helpers.environment import mount_of
+    from helpers.report.environment import mount_of
 
     folder = tmp_path / "batch"
     folder.mkdir()

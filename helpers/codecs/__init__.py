@@ -32,7 +32,7 @@ import imagecodecs
 import numpy as np
 import zstandard
 
-from helpers.errors import CorruptStoreError, ImageFormatError, UnknownCodecError
+from helpers.core.errors import CorruptStoreError, ImageFormatError, UnknownCodecError
 
 GREY_AND_COLOUR_8BIT = {np.dtype(np.uint8): (1, 2, 3, 4), np.dtype(np.uint16): (1,)}
 

@@ -1,6 +1,6 @@
 """The large-images chapter (notebooks/05-large-images.ipynb): 512x512 16-bit scans instead of 3 KB photos.
 
-``run_large`` times, per method and image count, what ``helpers.experiments.run_many`` times (store,
+``run_large`` times, per method and image count, what ``helpers.report.experiments.run_many`` times (store,
 sequential read warm and cold, disk usage) plus a shuffled read: one epoch over a random permutation, read
 in mini-batches of ``batch_size`` through ``Store.read_indices``, as a training loop reads. Rows go to the
 ``large_images`` results table. ``compression_side_by_side`` measures, in the run, how 16-bit PNG and
@@ -16,14 +16,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from helpers import datasets, experiments, loader, scans, stores
-from helpers.errors import CorruptStoreError
-from helpers.results import COLUMNS
+from helpers import datasets, loader, stores
+from helpers.report import experiments
+from helpers.datasets import scans
+from helpers.core.errors import CorruptStoreError
+from helpers.report.results import COLUMNS
 
 LARGE_EXPERIMENT = "large_images"
 SHUFFLED_OPERATION = "read_epoch"
 #: Timed runs of each measurement at least (after the untimed one); fast ones still repeat until they add up
-#: to helpers.measure.MIN_TOTAL_SECONDS. One PNG store of 1,000 scans takes most of a minute on two cores, so
+#: to helpers.core.measure.MIN_TOTAL_SECONDS. One PNG store of 1,000 scans takes most of a minute on two cores, so
 #: more would take the chapter past its three minutes in the full report.
 LARGE_REPEATS = 1
 #: A write expected (from the previous count) to take longer than this is its own warm-up: first-run costs
@@ -84,7 +86,7 @@ def run_large(
 ) -> pd.DataFrame:
     """Store, sequential read and shuffled read of the first n images, per method and cutoff n.
 
-    Store and sequential reads are ``helpers.experiments.measure_many``'s; every store's read-back is
+    Store and sequential reads are ``helpers.report.experiments.measure_many``'s; every store's read-back is
     checked in sequence and in the shuffled order before any read is timed. A write expected to take over
     LONG_RUN_SECONDS (its time at the previous count, scaled) is timed without an untimed run first.
     """
@@ -127,7 +129,7 @@ def compression_side_by_side(data: datasets.Dataset, shown: int = SYNTHETIC_SHOW
 
 def record_image_bytes(results_dir: str | os.PathLike[str], data: datasets.Dataset) -> None:
     """Note the raw bytes of one large image in ``environment.json``, for the conclusions' comparison."""
-    from helpers import environment
+    from helpers.report import environment
 
     info = environment.load(results_dir)
     info["large_image_bytes"] = int(data.images[0].nbytes)
@@ -136,7 +138,7 @@ def record_image_bytes(results_dir: str | os.PathLike[str], data: datasets.Datas
 
 def read_summary(results_dir: str | os.PathLike[str]) -> pd.DataFrame | None:
     """The summarized ``large_images`` table, or None when notebook 05 did not run with this results_dir."""
-    from helpers import results
+    from helpers.report import results
 
     if not results.results_path(results_dir, LARGE_EXPERIMENT).exists():
         return None

@@ -1,6 +1,6 @@
 """One tidy table per experiment: one row per timed run, appended to ``<results_dir>/<experiment>.csv``.
 
-Every append rewrites the file through a temporary name (``helpers.fileio.write_atomically``), so a
+Every append rewrites the file through a temporary name (``helpers.core.files.write_atomically``), so a
 crash between two appends leaves the previous complete table, never a half-written row. Later notebooks
 read what earlier ones wrote with ``read_results`` and condense it with ``summarize``.
 
@@ -17,7 +17,7 @@ Columns (``COLUMNS``):
   store they read from);
 * ``seconds``: the run's wall-clock time;
 * ``bytes_apparent``, ``bytes_allocated``, ``files``: the store's disk usage after the store run
-  (``helpers.measure.disk_usage``), on store rows; NaN on read rows;
+  (``helpers.core.measure.disk_usage``), on store rows; NaN on read rows;
 * ``dataset``: which images were used (``cifar10``, ``synthetic``, ...);
 * ``workers``: loader worker processes that read (``helpers.loader.batches``); 0 means the calling process
   alone, as for every operation but ``read_epoch``. Rows written without the column get 0.
@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from helpers.fileio import remove, write_atomically
+from helpers.core.files import remove, write_atomically
 from helpers.stores import FLOOR  # the method every other one is divided by in ratio_to_floor
 
 COLUMNS = [
