@@ -309,10 +309,20 @@ def disk_usage(paths: PathsLike) -> DiskUsage:
     return DiskUsage(apparent, allocated, files)
 
 
-def _walk_lstat(top: Path) -> Iterable[os.stat_result]:
-    info = os.lstat(top)  # FileNotFoundError names a missing path
+def _walk_lstat(top: Path, *, below: bool = False) -> Iterable[os.stat_result]:
+    """lstat of ``top`` and of everything below it. A missing ``top`` raises FileNotFoundError naming it; an
+    entry below it that vanishes during the walk is skipped, as du does: a tree being written renames its
+    temporary files into place (zarr's ``*.partial`` files, a store's pieces) while it is measured."""
+    try:
+        info = os.lstat(top)
+        if not stat.S_ISDIR(info.st_mode):
+            yield info
+            return
+        entries = [Path(entry.path) for entry in os.scandir(top)]
+    except FileNotFoundError:
+        if below:
+            return
+        raise
     yield info
-    if stat.S_ISDIR(info.st_mode):
-        with os.scandir(top) as entries:
-            for entry in entries:
-                yield from _walk_lstat(Path(entry.path))
+    for entry in entries:
+        yield from _walk_lstat(entry, below=True)

@@ -260,3 +260,20 @@ def test_format_bytes():
     assert format_bytes(512) == "512 B"
     assert format_bytes(1536) == "1.5 KiB"
     assert format_bytes(293.7 * 2**20) == "293.7 MiB"
+
+
+def test_disk_usage_skips_a_file_renamed_away_while_the_tree_is_walked(tmp_path, monkeypatch):
+    (tmp_path / "kept.bin").write_bytes(b"k" * 100)
+    (tmp_path / "chunk.partial").write_bytes(b"p" * 5000)
+    real_lstat = os.lstat
+
+    def lstat_after_rename(path, *args, **kwargs):  # the writer renamed it between scandir and lstat
+        if str(path).endswith(".partial"):
+            raise FileNotFoundError(2, "No such file or directory", str(path))
+        return real_lstat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "lstat", lstat_after_rename)
+    usage = measure.disk_usage(tmp_path)
+    assert usage.files == 1 and usage.apparent >= 100 and usage.apparent < 5000
+    with pytest.raises(FileNotFoundError):
+        measure.disk_usage(tmp_path / "gone.partial")  # the path asked for still has to exist
