@@ -40,7 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from performance import Report  # noqa: E402
 
-from helpers import datasets, scans  # noqa: E402
+from helpers import datasets  # noqa: E402
+from helpers.datasets import scans  # noqa: E402
 
 PNG_TOLERANCE = 0.15
 GENERATION_SECONDS = 5.0
