@@ -9,10 +9,10 @@ import pytest
 from PIL import Image
 
 from helpers import datasets
-from helpers.datasets import folder as image_folder, scans
+from helpers.datasets import folder, parallel_decode, scans
 from helpers.report import pipeline as report
 from helpers.core.errors import DatasetError
-from helpers.datasets.folder import SIGNED_SHIFT
+from helpers.datasets.pixels import SIGNED_SHIFT
 from helpers.core import pool
 
 from cifar_fixtures import write_python_batches  # noqa: E402 - the tests folder is on sys.path
@@ -136,8 +136,15 @@ def test_each_file_is_opened_once_when_the_first_sets_the_layout(tmp_path, monke
     for index in range(5):
         Image.fromarray(gradient(20, 30 + 10 * index, 3, seed=index)).save(tmp_path / f"{index}.png")
     headers_read = []
-    read_header = image_folder.read_header
-    monkeypatch.setattr(image_folder, "read_header", lambda path: headers_read.append(path) or read_header(path))
+    read_header = folder.read_header
+
+    def counting_read_header(path):
+        headers_read.append(path)
+        return read_header(path)
+
+    # both places that read headers in this process: the first file's, and every file's after a mismatch
+    monkeypatch.setattr(folder, "read_header", counting_read_header)
+    monkeypatch.setattr(parallel_decode, "read_header", counting_read_header)
     data = datasets.load_folder(tmp_path, size=(16, 16), progress=False)
     assert data.images.shape == (5, 16, 16, 3) and len(headers_read) == 1
     assert "resized from 5 original size(s) to 16x16" in data.source
@@ -160,15 +167,15 @@ def test_the_process_pool_gives_what_one_process_gives(tmp_path, monkeypatch, me
     shm = tmp_path / "shm"
     if memory_file_system:
         shm.mkdir()
-    monkeypatch.setattr(image_folder, "SHARED_MEMORY_DIR", str(shm))
+    monkeypatch.setattr(parallel_decode, "SHARED_MEMORY_DIR", str(shm))
     sent = []
-    send = image_folder._ParallelDecode._send
+    send = parallel_decode.ParallelDecode._send
 
     def counting_send(self, pool):
         send(self, pool)
         sent.extend(first for _, first, _, _ in self.running if first not in sent)
 
-    monkeypatch.setattr(image_folder._ParallelDecode, "_send", counting_send)
+    monkeypatch.setattr(parallel_decode.ParallelDecode, "_send", counting_send)
     folder = tmp_path / "images"
     folder.mkdir()
     for index in range(40):
@@ -198,7 +205,7 @@ def test_a_file_that_fails_half_way_through_decoding_is_named_with_the_pool(tmp_
     monkeypatch.setattr(pool, "PARALLEL_THRESHOLD", 8)
     shm = tmp_path / "shm"
     shm.mkdir()
-    monkeypatch.setattr(image_folder, "SHARED_MEMORY_DIR", str(shm))
+    monkeypatch.setattr(parallel_decode, "SHARED_MEMORY_DIR", str(shm))
     folder = tmp_path / "images"
     folder.mkdir()
     for index in range(40):

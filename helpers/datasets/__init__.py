@@ -639,7 +639,7 @@ def load(source: str = "auto", n: int | None = None, *, size: int | tuple[int, i
         return stand_in
     if isinstance(source, (str, os.PathLike)) and Path(source).exists():
         if is_image_folder(source):
-            from helpers.datasets.folder import NoImagesError
+            from helpers.datasets.image_files import NoImagesError
 
             try:
                 return load_folder(source, size=size, limit=n)
