@@ -34,7 +34,7 @@ from PIL import Image
 
 from helpers.datasets import base as dataset_core
 from helpers import datasets
-from helpers.datasets import Dataset, download_cifar10, load, load_cifar10, synthetic
+from helpers.datasets import Dataset, cifar10, download_cifar10, load, load_cifar10, synthetic
 from helpers.core.errors import DatasetError
 
 CIFAR10_MEAN_PNG_BYTES = 2_270
@@ -363,7 +363,7 @@ def test_download_offline_fails_with_instructions(tmp_path, monkeypatch, failure
     dest = tmp_path / "raw"
     with pytest.raises(DatasetError, match="could not download CIFAR-10") as raised:
         download_cifar10(dest, progress=False)
-    assert datasets.CIFAR10_URL in str(raised.value) and "by hand" in str(raised.value)
+    assert cifar10.CIFAR10_URL in str(raised.value) and "by hand" in str(raised.value)
     assert list(dest.iterdir()) == []
 
 
