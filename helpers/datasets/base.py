@@ -1,7 +1,7 @@
 """What every dataset is (``Dataset``) and the pieces its makers share; ``helpers.datasets`` re-exports them.
 
-Kept apart from ``helpers.datasets`` so that the modules that make datasets of other kinds (``image_folder``,
-``scans``) and ``datasets`` itself can all use them without importing each other.
+Kept apart from the package's face so that every module that makes datasets (``cifar10``,
+``synthetic_cifar``, ``scans``, ``folder``) can use them without importing the others.
 """
 
 from __future__ import annotations

@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from helpers.datasets.base import Dataset, make_chunks_in_threads
 from helpers.core.errors import DatasetError
+from helpers.datasets.base import Dataset, make_chunks_in_threads
+from helpers.datasets.pixels import read_dicom
 
 if TYPE_CHECKING:  # pandas is imported where the ratios are tabulated, not for drawing scans
     import pandas as pd
@@ -154,14 +155,13 @@ def _scan_chunk(seed: int, chunk: int, size: int, fov: np.ndarray) -> tuple[np.n
     return scans, regions
 
 
-def synthetic_scans(n: int, size: int = 512, seed: int = 0):
+def synthetic_scans(n: int, size: int = 512, seed: int = 0) -> Dataset:
     """``n`` deterministic CT-like slices, ``(n, size, size, 1)`` uint16 with values 0..4095 (12 bits).
 
     Labels cycle through head, chest and abdomen. 16-bit PNG compresses them about as well as a real CT
     slice (``benchmarks/large_images.py`` compares them with ``693_UNCR.dcm`` side by side). The first k
     scans do not depend on n.
     """
-
     for name, value, least in (("n", n, 1), ("size", size, 16)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
             raise DatasetError(f"{name} must be a whole number of at least {least}, got {value!r}")
@@ -207,8 +207,6 @@ def real_slice_path(name: str = REFERENCE_SLICE) -> Path:
 
 def real_slices(names: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
     """Real CT slices from pydicom-data, ``(h, w)`` uint16 stored values (signed ones + 32768), by file name."""
-    from helpers.datasets.folder import read_dicom
-
     names = names or tuple(name for name, _ in REAL_CT_SLICES)
     return {name: read_dicom(real_slice_path(name)) for name in names}
 
@@ -217,9 +215,12 @@ def real_slices(names: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
 def compression_ratios(images: dict[str, np.ndarray]) -> pd.DataFrame:
     """Raw bytes, PNG and lossless JPEG 2000 sizes and ratios (raw / compressed) of each named image: PNG as
     the disk store writes it (Pillow's defaults, 16-bit greyscale kept), JPEG 2000 as ``helpers.codecs``."""
+    # Imported here, where ratios are measured: drawing scans needs neither pandas nor the encoders.
     import pandas as pd
 
     from helpers.codecs import get_codec
+    # Not the codecs' "png": that is libpng through imagecodecs, whose files differ from Pillow's (a few
+    # per cent larger on these images), and this ratio is meant to be the one the disk store's files have.
     from helpers.stores.disk import encode_png
 
     jpeg2000 = get_codec("jpeg2000")

@@ -1,4 +1,5 @@
-"""load_folder, load(path) on a folder, synthetic_scans and the report's folder options, on files made here."""
+"""``load_folder`` (``helpers.datasets.folder``, with ``image_files`` and ``pixels`` below it) on folders
+of every format written here, and the report's options for a folder."""
 
 from __future__ import annotations
 
@@ -6,23 +7,14 @@ import argparse
 
 import numpy as np
 import pytest
+from image_fixtures import gradient, write_dicom
 from PIL import Image
 
 from helpers import datasets
-from helpers.datasets import folder as image_folder, scans
-from helpers.report import pipeline as report
 from helpers.core.errors import DatasetError
-from helpers.datasets.folder import SIGNED_SHIFT
-from helpers.core import pool
-
-from cifar_fixtures import write_python_batches  # noqa: E402 - the tests folder is on sys.path
-from image_fixtures import gradient, write_dicom, write_mixed_folder
-
-
-@pytest.fixture
-def mixed(tmp_path):
-    root = tmp_path / "mixed"
-    return root, write_mixed_folder(root)
+from helpers.datasets import folder, parallel_decode
+from helpers.datasets.pixels import SIGNED_SHIFT
+from helpers.report import pipeline as report
 
 
 @pytest.fixture
@@ -136,8 +128,15 @@ def test_each_file_is_opened_once_when_the_first_sets_the_layout(tmp_path, monke
     for index in range(5):
         Image.fromarray(gradient(20, 30 + 10 * index, 3, seed=index)).save(tmp_path / f"{index}.png")
     headers_read = []
-    read_header = image_folder.read_header
-    monkeypatch.setattr(image_folder, "read_header", lambda path: headers_read.append(path) or read_header(path))
+    read_header = folder.read_header
+
+    def counting_read_header(path):
+        headers_read.append(path)
+        return read_header(path)
+
+    # both places that read headers in this process: the first file's, and every file's after a mismatch
+    monkeypatch.setattr(folder, "read_header", counting_read_header)
+    monkeypatch.setattr(parallel_decode, "read_header", counting_read_header)
     data = datasets.load_folder(tmp_path, size=(16, 16), progress=False)
     assert data.images.shape == (5, 16, 16, 3) and len(headers_read) == 1
     assert "resized from 5 original size(s) to 16x16" in data.source
@@ -154,94 +153,7 @@ def test_mixing_signed_and_unsigned_dicom_is_refused(tmp_path):
         datasets.load_folder(tmp_path, progress=False)
 
 
-@pytest.mark.parametrize("memory_file_system", [True, False], ids=["slots", "chunks-sent-back"])
-def test_the_process_pool_gives_what_one_process_gives(tmp_path, monkeypatch, memory_file_system):
-    monkeypatch.setattr(pool, "PARALLEL_THRESHOLD", 8)
-    shm = tmp_path / "shm"
-    if memory_file_system:
-        shm.mkdir()
-    monkeypatch.setattr(image_folder, "SHARED_MEMORY_DIR", str(shm))
-    sent = []
-    send = image_folder._ParallelDecode._send
-
-    def counting_send(self, pool):
-        send(self, pool)
-        sent.extend(first for _, first, _, _ in self.running if first not in sent)
-
-    monkeypatch.setattr(image_folder._ParallelDecode, "_send", counting_send)
-    folder = tmp_path / "images"
-    folder.mkdir()
-    for index in range(40):
-        Image.fromarray(gradient(12, 10, 3, seed=index)).save(folder / f"{index:02d}.png")
-    serial = datasets.load_folder(folder, workers=1, progress=False)
-    parallel = datasets.load_folder(folder, workers=2, progress=False)
-    assert sent, "no chunk went to a worker process"
-    assert np.array_equal(serial.images, parallel.images)
-    assert np.array_equal(serial.images[5], gradient(12, 10, 3, seed=5))
-    assert not memory_file_system or not any(shm.iterdir())  # the slots' file is gone
-    # a file that does not fit the first one's layout, found by whichever process decodes it: all the
-    # headers are read and the pixels decoded again, as one process does
-    Image.fromarray(gradient(12, 10, 1, seed=99)).save(folder / "00.png")
-    Image.fromarray(gradient(10, 12, 3, seed=98)).save(folder / "39.png")
-    for workers in (1, 2):
-        with pytest.raises(DatasetError, match="2 different sizes"):
-            datasets.load_folder(folder, workers=workers, progress=False)
-    serial = datasets.load_folder(folder, workers=1, size=(12, 10), progress=False)
-    parallel = datasets.load_folder(folder, workers=2, size=(12, 10), progress=False)
-    assert serial.images.shape == (40, 12, 10, 3) and np.array_equal(serial.images, parallel.images)
-    grey = gradient(12, 10, 1, seed=99)
-    assert all(np.array_equal(serial.images[0, :, :, c], grey) for c in range(3))
-    assert not memory_file_system or not any(shm.iterdir())
-
-
-def test_a_file_that_fails_half_way_through_decoding_is_named_with_the_pool(tmp_path, monkeypatch):
-    monkeypatch.setattr(pool, "PARALLEL_THRESHOLD", 8)
-    shm = tmp_path / "shm"
-    shm.mkdir()
-    monkeypatch.setattr(image_folder, "SHARED_MEMORY_DIR", str(shm))
-    folder = tmp_path / "images"
-    folder.mkdir()
-    for index in range(40):
-        path = folder / f"{index:02d}.png"
-        Image.fromarray(gradient(32, 32, 3, seed=index)).save(path)
-        if index >= 20:  # a valid header, pixels cut short: only decoding finds it
-            path.write_bytes(path.read_bytes()[:200])
-    with pytest.raises(DatasetError, match=r"images/\d\d\.png: cannot decode it"):
-        datasets.load_folder(folder, workers=2, progress=False)
-    assert not any(shm.iterdir())
-
-
-def test_load_reads_a_folder_of_images_and_a_cifar_folder_stays_cifar(mixed, tmp_path):
-    root, _ = mixed
-    data = datasets.load(str(root), n=3, size=16)
-    assert len(data) == 3 and data.images.shape[1:] == (16, 16, 3)  # n reads at most n, never repeats
-    assert len(datasets.load(str(root), n=100, size=16)) == 7
-    cifar = tmp_path / "cifar"
-    write_python_batches(cifar)
-    assert "CIFAR-10" in datasets.load(str(cifar)).source
-
-
-def test_synthetic_scans_are_deterministic_12_bit_ct_like_slices():
-    first = datasets.synthetic_scans(10, size=128)
-    assert first.images.shape == (10, 128, 128, 1) and first.images.dtype == np.uint16
-    assert first.images.max() <= 4095 and first.images.max() > 2047  # 12 bits, all of them used (bone)
-    assert (first.images[:, 0, 0] == 0).all()  # outside the field of view: the scanner's constant
-    assert first.class_names == scans.SCAN_CLASS_NAMES and first.labels.tolist()[:4] == [0, 1, 2, 0]
-    again = datasets.synthetic_scans(10, size=128)
-    prefix = datasets.synthetic_scans(3, size=128)
-    other = datasets.synthetic_scans(10, size=128, seed=1)
-    assert np.array_equal(first.images, again.images) and np.array_equal(prefix.images, first.images[:3])
-    assert not np.array_equal(first.images, other.images)
-    assert not np.array_equal(first.images[0], first.images[3])  # same region, different patient
-
-
-def test_the_real_ct_slice_comes_from_the_installed_package_without_download():
-    path = scans.real_slice_path()
-    assert path.is_file() and path.name == "693_UNCR.dcm"
-    slices = scans.real_slices(("693_UNCR.dcm",))
-    assert slices["693_UNCR.dcm"].shape == (512, 512) and slices["693_UNCR.dcm"].dtype == np.uint16
-    with pytest.raises(DatasetError, match="pydicom-data"):
-        scans.real_slice_path("no-such-slice.dcm")
+# --- the report's options for a folder ----------------------------------------------------------------
 
 
 def test_report_drops_cutoffs_above_a_folders_image_count_and_says_so(mixed):
@@ -256,14 +168,3 @@ def test_report_drops_cutoffs_above_a_folders_image_count_and_says_so(mixed):
     assert parameters["large_dataset"] == "scans" and parameters["large_cutoffs"] == report.QUICK_LARGE_CUTOFFS
     with pytest.raises(argparse.ArgumentTypeError):
         report.parse_image_size("big")
-
-
-def test_real_slices_are_read_with_the_network_cut_off(monkeypatch):
-    import socket
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("the real CT slices must come from the installed package, never the network")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    assert scans.real_slices()["693_UNCR.dcm"].shape == (512, 512)

@@ -1,5 +1,5 @@
-"""CIFAR-10 loading from both official layouts, the safe unpickler, the download, the synthetic stand-in,
-and the choice ``load`` makes between them. Nothing here touches the network."""
+"""CIFAR-10 from both official layouts, the safe unpickler and the download (``helpers.datasets.cifar10``).
+Nothing here touches the network: the files are written by ``cifar_fixtures`` and served from file:// URLs."""
 
 from __future__ import annotations
 
@@ -30,14 +30,11 @@ from cifar_fixtures import (
     write_python_archive,
     write_python_batches,
 )
-from PIL import Image
 
-from helpers.datasets import base as dataset_core
-from helpers import datasets
-from helpers.datasets import Dataset, download_cifar10, load, load_cifar10, synthetic
 from helpers.core.errors import DatasetError
+from helpers.datasets.cifar10 import CIFAR10_URL, download_cifar10, load_cifar10
 
-CIFAR10_MEAN_PNG_BYTES = 2_270
+
 WRITERS = {"python": write_python_batches, "binary": write_binary_batches}
 
 
@@ -281,22 +278,7 @@ def test_object_arrays_are_refused(tmp_path):
         load_cifar10(folder)
 
 
-# --- Dataset ------------------------------------------------------------------------------------------
-
-
-def test_dataset_checks_that_labels_match_images():
-    with pytest.raises(DatasetError, match="one label each"):
-        Dataset(np.zeros((3, 32, 32, 3), np.uint8), np.zeros(2), ["a"], "test")
-    with pytest.raises(DatasetError, match="height, width, channels"):
-        Dataset(np.zeros((3, 32, 32), np.uint8), np.zeros(3), ["a"], "test")
-
-
-def test_dataset_labels_become_int64():
-    dataset = Dataset(np.zeros((2, 4, 4, 3), np.uint8), [1, 0], ["a", "b"], "made by hand")
-    assert dataset.labels.dtype == np.int64 and len(dataset) == 2 and not dataset.is_synthetic
-
-
-# --- download -------------------------------------------------------------------------------------------
+# --- download -----------------------------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -304,16 +286,6 @@ def archive(tmp_path):
     """A small cifar-10-python.tar.gz served from a file:// URL: (url, md5, expected training images)."""
     path, md5 = write_python_archive(tmp_path / "server" / "cifar-10-python.tar.gz", images_per_batch=2)
     return path.as_uri(), md5, fixture_arrays(images_per_batch=2).train
-
-
-@pytest.fixture
-def no_network(monkeypatch):
-    """Any attempt to open a URL fails the test."""
-
-    def refuse(*args, **kwargs):
-        raise AssertionError(f"the network was used: {args}")
-
-    monkeypatch.setattr(urllib.request, "urlopen", refuse)
 
 
 def test_download_verifies_and_extracts_into_place(tmp_path, archive):
@@ -363,7 +335,7 @@ def test_download_offline_fails_with_instructions(tmp_path, monkeypatch, failure
     dest = tmp_path / "raw"
     with pytest.raises(DatasetError, match="could not download CIFAR-10") as raised:
         download_cifar10(dest, progress=False)
-    assert datasets.CIFAR10_URL in str(raised.value) and "by hand" in str(raised.value)
+    assert CIFAR10_URL in str(raised.value) and "by hand" in str(raised.value)
     assert list(dest.iterdir()) == []
 
 
@@ -443,195 +415,6 @@ def test_incomplete_existing_folder_is_reported_not_overwritten(tmp_path, no_net
     with pytest.raises(DatasetError, match="incomplete.*data_batch_5"):
         download_cifar10(tmp_path)
     assert (folder / "data_batch_1").exists()
-
-
-# --- synthetic ------------------------------------------------------------------------------------------
-
-
-def png_size(image: np.ndarray) -> int:
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, "PNG")
-    return buffer.tell()
-
-
-def test_synthetic_is_cifar_shaped():
-    dataset = synthetic(25)
-    assert dataset.images.shape == (25, 32, 32, 3) and dataset.images.dtype == np.uint8
-    assert dataset.labels.dtype == np.int64 and len(dataset) == 25
-    assert len(dataset.class_names) == len(set(dataset.class_names)) == 10
-    assert set(dataset.labels.tolist()) == set(range(10))
-    assert dataset.is_synthetic and dataset.source.startswith("SYNTHETIC")
-
-
-def test_synthetic_is_deterministic_and_prefix_stable():
-    first, again = synthetic(600, seed=3), synthetic(600, seed=3)
-    assert first.images.tobytes() == again.images.tobytes()
-    np.testing.assert_array_equal(first.labels, again.labels)
-    np.testing.assert_array_equal(synthetic(300, seed=3).images, first.images[:300])
-    assert not np.array_equal(synthetic(50, seed=4).images, first.images[:50])
-
-
-def test_synthetic_images_differ_and_use_the_range():
-    images = synthetic(200).images
-    assert len({image.tobytes() for image in images}) == 200
-    assert images.min() < 30 and images.max() > 225
-    assert 60 < images.mean() < 200
-
-
-def test_synthetic_classes_are_visually_distinct():
-    """A nearest-mean-image classifier, as crude as they come, trained on half the images must name the
-    other half's classes far better than chance, although backgrounds and positions are random."""
-    dataset = synthetic(2000, seed=1)
-    # 8 x 8 thumbnails keep the arithmetic small
-    pixels = dataset.images.reshape(-1, 8, 4, 8, 4, 3).mean(axis=(2, 4)).reshape(len(dataset), -1)
-    train, test = slice(0, 1000), slice(1000, 2000)
-    means = np.stack([pixels[train][dataset.labels[train] == label].mean(axis=0) for label in range(10)])
-    distances = ((pixels[test][:, None, :] - means[None]) ** 2).sum(axis=2)
-    accuracy = (distances.argmin(axis=1) == dataset.labels[test]).mean()
-    assert accuracy > 0.3  # chance is 0.1; this crude classifier gets about 0.45
-
-
-def test_synthetic_compresses_like_cifar10_as_png():
-    sizes = [png_size(image) for image in synthetic(2000).images]
-    mean = float(np.mean(sizes))
-    assert abs(mean - CIFAR10_MEAN_PNG_BYTES) <= 0.10 * CIFAR10_MEAN_PNG_BYTES, mean
-    assert np.std(sizes) > 100  # photos vary in detail; so do these
-
-
-@pytest.mark.parametrize("n", [0, -5, 2.5, True, "10"])
-def test_synthetic_refuses_bad_counts(n):
-    with pytest.raises(DatasetError, match="positive number of images"):
-        synthetic(n)
-
-
-# --- load -----------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def data_root(tmp_path, monkeypatch):
-    """An empty data folder in place of data/raw, with downloads switched off."""
-    root = tmp_path / "raw"
-    root.mkdir()
-    monkeypatch.setenv("IMAGE_REPORT_DATA", str(root))
-    monkeypatch.setenv("IMAGE_REPORT_OFFLINE", "1")
-    return root
-
-
-def test_data_root_defaults_to_the_projects_data_raw(monkeypatch):
-    monkeypatch.delenv("IMAGE_REPORT_DATA", raising=False)
-    assert datasets.default_data_root() == Path(datasets.__file__).resolve().parents[2] / "data" / "raw"
-
-
-def test_auto_falls_back_to_synthetic_and_says_why(data_root, no_network):
-    dataset = load("auto", n=20)
-    assert dataset.is_synthetic and len(dataset) == 20
-    assert str(data_root) in dataset.source and "make data" in dataset.source
-    np.testing.assert_array_equal(dataset.images, synthetic(20).images)
-
-
-def test_auto_never_uses_the_network_even_when_downloads_are_allowed(data_root, no_network, monkeypatch):
-    monkeypatch.setenv("IMAGE_REPORT_OFFLINE", "0")
-
-    def download(*args, **kwargs):
-        raise AssertionError("load() tried to download CIFAR-10")
-
-    monkeypatch.setattr(datasets, "download_cifar10", download)
-    dataset = load("auto", n=10)
-    assert dataset.is_synthetic and "make data" in dataset.source
-    assert not any(data_root.iterdir())  # nothing fetched, nothing half-written
-
-
-def test_auto_uses_local_cifar10(data_root, no_network):
-    _, images, labels = write_binary_batches(data_root)
-    dataset = load("auto")
-    assert not dataset.is_synthetic and dataset.source.startswith("CIFAR-10 training set")
-    np.testing.assert_array_equal(dataset.images, images)
-    np.testing.assert_array_equal(dataset.labels, labels)
-
-
-def test_auto_does_not_hide_damaged_local_data(data_root, no_network):
-    folder = write_python_batches(data_root).folder
-    (folder / "data_batch_2").write_bytes(b"garbage")
-    with pytest.raises(DatasetError, match="data_batch_2"):
-        load("auto")
-
-
-@pytest.mark.parametrize("offline", ["0", "1"])
-def test_cifar10_source_fails_with_the_advice_and_never_downloads(data_root, no_network, monkeypatch, offline):
-    monkeypatch.setenv("IMAGE_REPORT_OFFLINE", offline)
-    monkeypatch.setattr(datasets, "download_cifar10", lambda *a, **k: pytest.fail("load() downloaded"))
-    with pytest.raises(DatasetError, match="make data") as raised:
-        load("cifar10")
-    assert str(data_root) in str(raised.value)
-
-
-def test_cifar10_source_reads_the_data_folder(data_root, no_network):
-    _, images, _ = write_python_batches(data_root)
-    np.testing.assert_array_equal(load("cifar10", n=5).images, images[:5])
-
-
-def test_synthetic_source(data_root):
-    dataset = load("synthetic", n=30)
-    assert dataset.is_synthetic and len(dataset) == 30
-
-
-def test_a_path_source_loads_that_folder(tmp_path, data_root, no_network):
-    _, images, labels = write_python_batches(tmp_path / "elsewhere")
-    dataset = load(str(tmp_path / "elsewhere"))
-    np.testing.assert_array_equal(dataset.images, images)
-    np.testing.assert_array_equal(dataset.labels, labels)
-
-
-def test_n_takes_the_first_images(tmp_path, data_root):
-    _, images, labels = write_python_batches(tmp_path)
-    dataset = load(str(tmp_path), n=7)
-    np.testing.assert_array_equal(dataset.images, images[:7])
-    np.testing.assert_array_equal(dataset.labels, labels[:7])
-    assert "first 7" in dataset.source
-
-
-def test_n_larger_than_the_set_repeats_it_in_order(tmp_path, data_root):
-    _, images, labels = write_python_batches(tmp_path)  # 20 images
-    dataset = load(str(tmp_path), n=45)
-    assert len(dataset) == 45
-    np.testing.assert_array_equal(dataset.images[:20], images)
-    np.testing.assert_array_equal(dataset.images[20:40], images)
-    np.testing.assert_array_equal(dataset.images[40:], images[:5])
-    np.testing.assert_array_equal(dataset.labels[20:40], labels)
-    assert "repeated to 45 images" in dataset.source
-
-
-def test_n_equal_to_the_set_is_the_set(tmp_path, data_root):
-    _, images, _ = write_python_batches(tmp_path)
-    dataset = load(str(tmp_path), n=20)
-    np.testing.assert_array_equal(dataset.images, images)
-    assert "repeated" not in dataset.source and "first" not in dataset.source
-
-
-@pytest.mark.parametrize("n", [0, -1, 1.5])
-def test_bad_n_is_refused(tmp_path, data_root, n):
-    write_python_batches(tmp_path)
-    with pytest.raises(DatasetError, match="positive number of images"):
-        load(str(tmp_path), n=n)
-
-
-def test_unknown_source_lists_the_choices(data_root):
-    with pytest.raises(DatasetError, match="unknown dataset 'imagenet'") as raised:
-        load("imagenet")
-    for choice in ("'auto'", "'cifar10'", "'synthetic'"):
-        assert choice in str(raised.value)
-
-
-def test_a_path_that_is_not_cifar10_is_refused(tmp_path, data_root):
-    (tmp_path / "photos").mkdir()
-    with pytest.raises(DatasetError, match="holds no CIFAR-10 batches"):
-        load(str(tmp_path / "photos"))
-
-
-def test_synthetic_does_not_depend_on_the_number_of_threads(monkeypatch):
-    threaded = synthetic(700, seed=5).images
-    monkeypatch.setattr(dataset_core, "MAX_THREADS", 1)
-    np.testing.assert_array_equal(synthetic(700, seed=5).images, threaded)
 
 
 def test_download_shows_progress(tmp_path, archive, capsys):
