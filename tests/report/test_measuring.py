@@ -12,19 +12,6 @@ from helpers.report.measuring import verify_round_trip
 from helpers.stores.npy_store import NpyStore
 
 
-@pytest.fixture(autouse=True)
-def quick_timing(monkeypatch):
-    monkeypatch.setattr(measure, "MIN_TOTAL_SECONDS", 0.0)
-
-
-@pytest.fixture
-def batch():
-    rng = np.random.default_rng(7)
-    images = rng.integers(0, 256, size=(12, 6, 5, 3), dtype=np.uint8)
-    labels = rng.integers(0, 10, size=12)
-    return images, labels
-
-
 @pytest.mark.parametrize("method", stores.names())
 def test_verify_round_trip_accepts_every_store(tmp_path, batch, method):
     store = stores.open_store(method, tmp_path)

@@ -7,14 +7,9 @@ import pandas as pd
 import pytest
 from report_fixtures import access_summary, sequential_summary
 
-from helpers import measure, stores
+from helpers import stores
 from helpers.report.chapters import access_patterns as chapter
 from helpers.report.results import COLUMNS, append_rows, read_results
-
-
-@pytest.fixture(autouse=True)
-def quick_timing(monkeypatch):
-    monkeypatch.setattr(measure, "MIN_TOTAL_SECONDS", 0.0)
 
 
 def test_run_access_times_every_pattern_for_every_method(tmp_path):

@@ -15,7 +15,7 @@ import pytest
 from matplotlib.figure import Figure
 from report_fixtures import fake_rows
 
-from helpers import measure, stores
+from helpers import stores
 from helpers.core import space
 from helpers.core.errors import CorruptStoreError, DatasetError, InsufficientSpaceError, UnknownMethodError
 from helpers.core.measure import format_bytes, format_seconds
@@ -27,20 +27,6 @@ from helpers.report.results import COLUMNS, summarize
 from helpers.stores.npy_store import NpyStore
 
 ARTICLE_METHODS = ["disk", "lmdb", "hdf5"]
-
-
-@pytest.fixture(autouse=True)
-def quick_timing(monkeypatch):
-    # every measurement runs exactly `repeats` times: the tests check what is measured, not how fast
-    monkeypatch.setattr(measure, "MIN_TOTAL_SECONDS", 0.0)
-
-
-@pytest.fixture
-def batch():
-    rng = np.random.default_rng(7)
-    images = rng.integers(0, 256, size=(12, 6, 5, 3), dtype=np.uint8)
-    labels = rng.integers(0, 10, size=12)
-    return images, labels
 
 
 # -- the experiment --------------------------------------------------------------------------------------

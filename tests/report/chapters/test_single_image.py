@@ -12,26 +12,13 @@ import numpy as np
 import pytest
 from report_fixtures import fake_rows, fake_single
 
-from helpers import measure, stores
+from helpers import stores
 from helpers.core.errors import CorruptStoreError
 from helpers.report.chapters import single_image as chapter
 from helpers.report.chapters.single_image import run_single
 from helpers.report.results import COLUMNS, append_rows, read_results, summarize
 
 ARTICLE_METHODS = ["disk", "lmdb", "hdf5"]
-
-
-@pytest.fixture(autouse=True)
-def quick_timing(monkeypatch):
-    monkeypatch.setattr(measure, "MIN_TOTAL_SECONDS", 0.0)
-
-
-@pytest.fixture
-def batch():
-    rng = np.random.default_rng(7)
-    images = rng.integers(0, 256, size=(12, 6, 5, 3), dtype=np.uint8)
-    labels = rng.integers(0, 10, size=12)
-    return images, labels
 
 
 def test_verify_single_catches_a_wrong_label(tmp_path, batch):
