@@ -173,9 +173,16 @@ SAME = object()
 
 @dataclass(frozen=True)
 class Parameter:
-    """One notebook parameter. ``help`` may name ``{default}`` and ``{quick}``; ``option`` None: the
-    pipeline sets it (``results_dir`` from ``--output-dir``); ``parse`` None: the option is a switch that
-    turns the default off; ``path``: the default is relative to ``notebooks/``, as in the notebooks' cell."""
+    """One notebook parameter.
+
+    ``default`` is the value in the notebooks' cell, ``quick`` the quick profile's (``SAME``: the default);
+    ``help`` may name ``{default}`` and ``{quick}``. ``option`` is the command-line option, ``--<name with
+    dashes>`` when left empty, None when the pipeline sets the value itself (``results_dir``, from
+    ``--output-dir``); ``parse`` turns the option's text into the value, None making the option a switch
+    that turns the default off. ``check`` takes the value, the values resolved before it and the notes,
+    and returns the value the notebooks get (ParameterError if it cannot be used). ``path``: the default is
+    relative to ``notebooks/``, as in the notebooks' cell. ``comment`` follows the value in the cell.
+    """
 
     name: str
     default: object
