@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import subprocess
+import sys
 from importlib import metadata
 from pathlib import Path
 
@@ -38,6 +39,7 @@ LABELS = {
     "os": "Operating system",
     "kernel": "Kernel",
     "python": "Python",
+    "python_executable": "Python executable",
     "filesystem_type": "File system of the work folder",
     "filesystem_mount": "Mounted at",
     "filesystem_device": "Device",
@@ -74,6 +76,7 @@ def capture(work_dir: str | os.PathLike[str], dataset_source: str | None = None)
         "os": os_name(),
         "kernel": f"{platform.system()} {platform.release()}",
         "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "python_executable": sys.executable,
         "filesystem_type": mount["type"],
         "filesystem_mount": mount["mount_point"],
         "filesystem_device": mount["device"],

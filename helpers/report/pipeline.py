@@ -1,6 +1,7 @@
 """Run the notebooks with papermill and turn them into one report: ``report.html`` and ``report.pdf``.
 
-``python -m helpers.report --help`` lists the parameters; ``make report`` calls this module.
+``python -m helpers.report --help`` lists the parameters (``helpers.report.parameters`` defines them);
+``make report`` calls this module.
 
 1. Each notebook in ``notebooks/`` runs in order with the same parameters (papermill, kernel ``python3``
    of this very interpreter); executed copies, code included, go to ``<output-dir>/notebooks/``. A failing
@@ -31,14 +32,15 @@ from typing import TYPE_CHECKING
 import nbformat
 
 from helpers.core.files import write_atomically
-from helpers.loader import BATCH_SIZE
-from helpers.stores import FLOOR, names
+from helpers.report import results
+from helpers.report.parameters import (
+    BY_NAME, NOTEBOOKS_DIR, PROJECT_ROOT, ParameterError, add_options, parse_names, quick_profile, resolve,
+)
+from helpers.report.text import banner_html
 
 if TYPE_CHECKING:
     from traitlets.config import Config
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 NOTEBOOKS = (
     "00-setup", "01-single-image", "02-many-images", "03-disk-usage", "04-access-patterns", "05-large-images",
     "06-compression", "07-at-scale",
@@ -47,22 +49,6 @@ NOTEBOOKS = (
 KERNEL = "python3"
 TITLE = "Storing lots of images in Python: PNG files, LMDB, HDF5 and today's formats, measured"
 
-DEFAULT_CUTOFFS = [10, 100, 1000, 10000, 100000]
-QUICK_CUTOFFS = [10, 100, 1000]
-#: Every registered storage method but the floor (which is always measured beside them), in report order.
-DEFAULT_METHODS = [name for name in names() if name != FLOOR]
-DEFAULT_REPEATS = 3
-DEFAULT_LARGE_CUTOFFS = [10, 100, 1000]
-QUICK_LARGE_CUTOFFS = [3, 6]
-NAMED_DATASETS = ("auto", "cifar10", "synthetic", "scans")
-DEFAULT_BATCH_SIZE = BATCH_SIZE
-DEFAULT_WORKERS = [1, 2]
-DEFAULT_COMPRESSIONS = ["zstd", "blosc", "gzip", "lzf", "jpegls", "jpeg:90"]
-QUICK_COMPRESSIONS = ["zstd", "blosc", "jpeg:90"]  # a byte compressor, a bit-shuffling one, a lossy codec
-DEFAULT_COMPRESSION_IMAGES = 2000
-QUICK_COMPRESSION_IMAGES = 200
-DEFAULT_SCALE_IMAGES = 1_000_000  # images written by the at-scale chapter (store_chunks; conversions capped)
-QUICK_SCALE_IMAGES = 1_000
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 PDF_TIMEOUT_SECONDS = 180
 HOW_TO_GET_CHROMIUM = (
@@ -106,85 +92,17 @@ class ReportError(RuntimeError):
 
 
 # -- parameters -------------------------------------------------------------------------------------
-def parse_ints(text: str) -> list[int]:
-    values = [part for part in re.split(r"[\s,]+", text.strip()) if part]
-    try:
-        numbers = [int(value.replace("_", "")) for value in values]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected whole numbers separated by commas, got {text!r}") from None
-    if not numbers or any(n < 1 for n in numbers):
-        raise argparse.ArgumentTypeError(f"expected positive whole numbers, got {text!r}")
-    return sorted(set(numbers))
-
-
-def parse_names(text: str) -> list[str]:
-    names = [part for part in re.split(r"[\s,]+", text.strip()) if part]
-    if not names:
-        raise argparse.ArgumentTypeError("expected at least one name")
-    return names
-
-
-def parse_image_size(text: str) -> int | list[int]:
-    """'256' -> 256 (a square), '256x192' or '256,192' -> [256, 192] (height, width)."""
-    try:
-        sides = [int(part) for part in re.split(r"[x,\s]+", text.strip().lower()) if part]
-    except ValueError:
-        sides = []
-    if len(sides) not in (1, 2) or min(sides) < 1:
-        raise argparse.ArgumentTypeError(f"expected a size like 256 or 256x192 (height x width), got {text!r}")
-    return sides[0] if len(sides) == 1 else sides
-
-
 def build_parser() -> argparse.ArgumentParser:
+    """The notebooks' parameters as options (``helpers.report.parameters``), and the pipeline's own."""
     parser = argparse.ArgumentParser(
         prog="python -m helpers.report",
         description="Run the notebooks and write the report (HTML and PDF) with the timing graphs.",
     )
-    parser.add_argument("--dataset", default="auto",
-                        help='"auto" (CIFAR-10 from data/raw, else synthetic; never downloads: `make data` does), '
-                             '"cifar10" (an error if missing), "synthetic", "scans", the path of a CIFAR-10 folder, '
-                             "or a folder of your own images (default: auto)")
-    parser.add_argument("--image-size", type=parse_image_size, default=None,
-                        help="resize the images of a folder to this size, keeping the aspect ratio and cropping "
-                             "the centre: 256 or 256x192 (height x width); needed when their sizes differ")
-    parser.add_argument("--large-dataset", default="scans",
-                        help='the large-images chapter\'s images: "scans" (synthetic 512x512 16-bit CT slices) '
-                             "or a folder of images (default: scans)")
-    parser.add_argument("--large-cutoffs", type=parse_ints, default=None,
-                        help=f"numbers of large images to store and read (default {DEFAULT_LARGE_CUTOFFS}, "
-                             f"quick {QUICK_LARGE_CUTOFFS})")
     parser.add_argument("--quick", action="store_true",
-                        help=f"small profile: cutoffs {QUICK_CUTOFFS}, 1 repeat (explicit options still win)")
-    parser.add_argument("--cutoffs", type=parse_ints, default=None,
-                        help=f"numbers of images to store and read, e.g. 10,100,1000 (default {DEFAULT_CUTOFFS})")
-    parser.add_argument("--methods", type=parse_names, default=None,
-                        help=f"storage methods, e.g. disk,lmdb,hdf5 (default {','.join(DEFAULT_METHODS)}); "
-                             "the NumPy floor is always measured beside them")
-    parser.add_argument("--repeats", type=int, default=None,
-                        help=f"timed runs per measurement, at least (default {DEFAULT_REPEATS}, quick 1)")
-    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
-                        help=f"images per mini-batch of the shuffled epochs (default {DEFAULT_BATCH_SIZE})")
-    parser.add_argument("--workers", type=parse_ints, default=None,
-                        help="numbers of loader worker processes to time the shuffled epoch with, e.g. 1,2,4 "
-                             f"(default {','.join(map(str, DEFAULT_WORKERS))})")
-    parser.add_argument("--compressions", type=parse_names, default=None,
-                        help="codecs and filters the compression chapter measures with every method that takes "
-                             f"them, e.g. zstd,blosc,jpeg:90 (default {','.join(DEFAULT_COMPRESSIONS)}, "
-                             f"quick {','.join(QUICK_COMPRESSIONS)})")
-    parser.add_argument("--compression-images", type=int, default=None,
-                        help=f"CIFAR images of the compression chapter (default {DEFAULT_COMPRESSION_IMAGES:,}, "
-                             f"quick {QUICK_COMPRESSION_IMAGES:,})")
-    parser.add_argument("--no-cold-cache", dest="cold_cache", action="store_false",
-                        help="measure warm reads only (no page-cache eviction)")
+                        help=f"small profile: {quick_profile()} (explicit options still win)")
+    add_options(parser)
     parser.add_argument("--output-dir", type=Path, default=PROJECT_ROOT / "reports",
                         help="where report.html, report.pdf, notebooks/ and results/ go (default reports/)")
-    parser.add_argument("--figures-dir", type=Path, default=PROJECT_ROOT / "figures",
-                        help="where the figures are saved as PNG and SVG (default figures/)")
-    parser.add_argument("--work-dir", type=Path, default=PROJECT_ROOT / "data" / "work",
-                        help="where the stores are written (default data/work/); needs free space")
-    parser.add_argument("--scale-images", type=int, default=None,
-                        help=f"images the at-scale chapter writes (default {DEFAULT_SCALE_IMAGES:,}, "
-                             f"quick {QUICK_SCALE_IMAGES:,})")
     parser.add_argument("--no-pdf", dest="pdf", action="store_false", help="write the HTML report only")
     parser.add_argument("--notebooks", type=parse_names, default=None,
                         help="run only these notebooks, by name or number prefix, e.g. 00,03,09 "
@@ -197,87 +115,12 @@ def notebook_parameters(args: argparse.Namespace, notes: list[str] | None = None
 
     Cutoffs above the number of images of a folder are dropped; ``notes`` collects what was dropped.
     """
-    from helpers import stores
-
-    cutoffs = args.cutoffs or (QUICK_CUTOFFS if args.quick else DEFAULT_CUTOFFS)
-    methods = args.methods or DEFAULT_METHODS
-    unknown = [m for m in methods if m not in stores.names()]
-    if unknown:
-        raise ReportError(f"unknown method(s) {unknown}; known: {', '.join(stores.names())}")
-    repeats = args.repeats if args.repeats is not None else (1 if args.quick else DEFAULT_REPEATS)
-    if repeats < 1:
-        raise ReportError(f"--repeats must be at least 1, got {repeats}")
-    if args.batch_size < 1:
-        raise ReportError(f"--batch-size must be at least 1, got {args.batch_size}")
-    scale_images = args.scale_images if args.scale_images is not None else (
-        QUICK_SCALE_IMAGES if args.quick else DEFAULT_SCALE_IMAGES)
-    if scale_images < 1:
-        raise ReportError(f"--scale-images must be at least 1, got {scale_images}")
-    dataset = args.dataset
-    if dataset not in NAMED_DATASETS:
-        dataset = str(Path(dataset).resolve())
-    large_dataset = args.large_dataset
-    if large_dataset != "scans":
-        large_dataset = str(Path(large_dataset).resolve())
-    large_cutoffs = args.large_cutoffs or (QUICK_LARGE_CUTOFFS if args.quick else DEFAULT_LARGE_CUTOFFS)
-    output_dir = args.output_dir.resolve()
-    compressions = args.compressions or (QUICK_COMPRESSIONS if args.quick else DEFAULT_COMPRESSIONS)
+    given = {name: getattr(args, name, None) for name in BY_NAME}
+    given["results_dir"] = Path(args.output_dir) / "results"
     try:
-        from helpers.report.chapters.compression import variants
-
-        variants(methods, compressions)
-    except ValueError as error:  # UnknownCodecError: a codec no method takes, or a level out of range
-        raise ReportError(f"--compressions: {error}") from None
-    compression_images = args.compression_images or (
-        QUICK_COMPRESSION_IMAGES if args.quick else DEFAULT_COMPRESSION_IMAGES
-    )
-    if compression_images < 1:
-        raise ReportError(f"--compression-images must be at least 1, got {compression_images}")
-    return {
-        "dataset": dataset,
-        "cutoffs": cutoffs_within(dataset, list(cutoffs), "--cutoffs", notes),
-        "methods": list(methods),
-        "repeats": int(repeats),
-        "cold_cache": bool(args.cold_cache),
-        "work_dir": str(args.work_dir.resolve()),
-        "results_dir": str(output_dir / "results"),
-        "figures_dir": str(args.figures_dir.resolve()),
-        "image_size": args.image_size,
-        "large_dataset": large_dataset,
-        "large_cutoffs": cutoffs_within(large_dataset, list(large_cutoffs), "--large-cutoffs", notes),
-        "batch_size": int(args.batch_size),
-        "workers": list(args.workers or DEFAULT_WORKERS),
-        "compressions": list(compressions),
-        "compression_images": int(compression_images),
-        "scale_images": int(scale_images),
-    }
-
-
-def cutoffs_within(dataset: str, cutoffs: list[int], option: str, notes: list[str] | None = None) -> list[int]:
-    """``cutoffs`` without those above a folder's number of images (a folder's images are never repeated),
-    plus that number, so the whole folder is measured. What was dropped is printed and added to ``notes``.
-    """
-    from helpers.datasets import is_image_folder
-    from helpers.core.errors import DatasetError
-    from helpers.datasets.folder import list_images
-
-    if dataset in NAMED_DATASETS or not is_image_folder(dataset):
-        return cutoffs
-    try:
-        count = len(list_images(dataset).files)
-    except DatasetError as error:
+        return resolve(given, quick=args.quick, notes=notes)
+    except ParameterError as error:
         raise ReportError(str(error)) from None
-    kept = [n for n in cutoffs if n <= count]
-    dropped = [n for n in cutoffs if n > count]
-    if dropped:
-        if not kept or kept[-1] < count:
-            kept.append(count)  # the whole folder is still measured once
-        note = (f"{option}: {', '.join(f'{n:,}' for n in dropped)} dropped, more than the {count:,} images in "
-                f"{dataset}; measured at {', '.join(f'{n:,}' for n in kept)}")
-        print(note, flush=True)
-        if notes is not None:
-            notes.append(note)
-    return kept
 
 
 def chosen_notebooks(selection: Sequence[str] | None) -> list[str]:
@@ -409,10 +252,9 @@ def report_cells(notebook: nbformat.NotebookNode, prefix: str, anchors: list) ->
 
 
 def dataset_source(results_dir: Path) -> str | None:
+    """Which images the run measured, as 00-setup recorded it; None when it did not run."""
     try:
-        from helpers.report import environment
-
-        return environment.load(results_dir).get("dataset_source")
+        return results.read_facts(results_dir).get("dataset_source")
     except (FileNotFoundError, ValueError):
         return None
 
@@ -431,8 +273,6 @@ def parameters_markdown(parameters: dict, names: Sequence[str], notes: Sequence[
 
 def merge(executed: Sequence[Path], parameters: dict, notes: Sequence[str] = ()) -> nbformat.NotebookNode:
     """One notebook holding the title, banner, parameters, contents and every executed notebook."""
-    from helpers.report.summary import banner_html
-
     body, anchors, kernel_metadata = [], [], {}
     for path in executed:
         notebook = nbformat.read(path, as_version=4)

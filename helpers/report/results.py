@@ -1,10 +1,18 @@
-"""One tidy table per experiment: one row per timed run, appended to ``<results_dir>/<experiment>.csv``.
+"""Results read and written one way: every table a notebook leaves for later ones is a CSV in ``results_dir``.
 
-Every append rewrites the file through a temporary name (``helpers.core.files.write_atomically``), so a
-crash between two appends leaves the previous complete table, never a half-written row. Later notebooks
-read what earlier ones wrote with ``read_results`` and condense it with ``summarize``.
+* The timing tables, one per experiment: one row per timed run, appended to ``<results_dir>/<experiment>.csv``
+  with ``append_rows``, read back with ``read_results`` and condensed with ``summarize`` (``read_summary``
+  does both).
+* Any other table a chapter computes for a later one (the compression chapter's quality and trade-off
+  tables, the at-scale chapter's writes): ``write_table`` and ``read_table``.
+* The facts of the run that later notebooks need (which images were measured, the raw bytes of one image):
+  ``record_facts`` and ``read_facts``, a small table of its own.
 
-Columns (``COLUMNS``):
+Every write goes through a temporary name (``helpers.core.files.write_atomically``), so a crash leaves the
+previous complete table, never a half-written row. ``environment.json`` (``helpers.report.environment``) is
+the record of the machine and software, not a place for results.
+
+Columns of a timing table (``COLUMNS``):
 
 * ``experiment``: the table's name (``single_image``, ``many_images``, ...);
 * ``method``: the storage method (``disk``, ``lmdb``, ``hdf5``, and the floor ``npy``);
@@ -26,7 +34,9 @@ Columns (``COLUMNS``):
 from __future__ import annotations
 
 import io
+import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -56,13 +66,21 @@ SUMMARY_COLUMNS = GROUP_COLUMNS + [
     "ratio_to_floor", "dataset",
 ]
 
-#: The notebook that writes each experiment's table, named in the error when a table is missing.
+#: The table of the run's facts (``record_facts``).
+FACTS = "facts"
+#: The notebook that writes each table, named in the error when a table is missing.
 WRITERS = {
+    FACTS: "notebooks/00-setup.ipynb",
     "single_image": "notebooks/01-single-image.ipynb",
     "many_images": "notebooks/02-many-images.ipynb",
+    "durability": "notebooks/02-many-images.ipynb",
     "access_patterns": "notebooks/04-access-patterns.ipynb",
     "large_images": "notebooks/05-large-images.ipynb",
     "compression": "notebooks/06-compression.ipynb",
+    "compression_quality": "notebooks/06-compression.ipynb",
+    "compression_trade_off": "notebooks/06-compression.ipynb",
+    "at_scale_writes": "notebooks/07-at-scale.ipynb",
+    "at_scale_conversions": "notebooks/07-at-scale.ipynb",
 }
 
 
@@ -70,6 +88,52 @@ def results_path(results_dir: str | os.PathLike[str], experiment: str) -> Path:
     if not isinstance(experiment, str) or not experiment or "/" in experiment or experiment.startswith("."):
         raise ValueError(f"experiment must be a plain name like 'many_images', got {experiment!r}")
     return Path(results_dir) / f"{experiment}.csv"
+
+
+def write_table(results_dir: str | os.PathLike[str], name: str, frame: pd.DataFrame) -> Path:
+    """``frame`` as ``results_dir/<name>.csv``, replacing the table atomically; the file's path."""
+    path = results_path(results_dir, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False)
+    write_atomically(path, buffer.getvalue().encode(), durable=True)
+    return path
+
+
+def read_table(results_dir: str | os.PathLike[str], name: str, *, text: Sequence[str] = ()) -> pd.DataFrame:
+    """The table ``write_table`` wrote; FileNotFoundError naming the notebook that writes it.
+
+    The ``text`` columns are read as strings, an empty one staying "" (in the others an empty cell is NaN).
+    """
+    path = results_path(results_dir, name)
+    if not path.exists():
+        writer = WRITERS.get(name, "the notebook that writes it")
+        raise FileNotFoundError(f"{path} does not exist; run {writer} first (with the same results_dir)")
+    columns = pd.read_csv(path, nrows=0).columns
+    return pd.read_csv(
+        path,
+        dtype={column: str for column in text},
+        keep_default_na=False,
+        na_values={column: [""] for column in columns if column not in text},
+    )
+
+
+def record_facts(results_dir: str | os.PathLike[str], **facts: object) -> Path:
+    """Add ``facts`` (JSON values: which images were measured, the bytes of one image...) to the run's facts,
+    replacing those of the same name."""
+    try:
+        known = read_facts(results_dir)
+    except FileNotFoundError:
+        known = {}
+    known.update(facts)
+    frame = pd.DataFrame({"fact": list(known), "value": [json.dumps(value) for value in known.values()]})
+    return write_table(results_dir, FACTS, frame)
+
+
+def read_facts(results_dir: str | os.PathLike[str]) -> dict:
+    """The facts ``record_facts`` recorded, by name; FileNotFoundError when 00-setup has not run."""
+    table = read_table(results_dir, FACTS, text=("fact", "value"))
+    return {fact: json.loads(value) for fact, value in zip(table["fact"], table["value"])}
 
 
 def empty_table() -> pd.DataFrame:
@@ -137,40 +201,31 @@ def append_rows(
         new = empty_table()
     new["experiment"] = experiment
     new = check_rows(new)
-    path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists():
         new = pd.concat([read_results(results_dir, experiment), new], ignore_index=True)
-    buffer = io.StringIO()
-    new.to_csv(buffer, index=False)
-    write_atomically(path, buffer.getvalue().encode(), durable=True)
-    return path
+    return write_table(results_dir, experiment, new)
 
 
-def reset(results_dir: str | os.PathLike[str], experiment: str) -> None:
-    """Remove the experiment's table, so a notebook run starts from no rows."""
-    remove(results_path(results_dir, experiment))
+def reset(results_dir: str | os.PathLike[str], name: str) -> None:
+    """Remove a table, so a notebook run starts from no rows."""
+    remove(results_path(results_dir, name))
 
 
 def read_results(results_dir: str | os.PathLike[str], experiment: str) -> pd.DataFrame:
     """The experiment's table with its column types; FileNotFoundError naming the notebook that writes it."""
-    path = results_path(results_dir, experiment)
-    if not path.exists():
-        writer = WRITERS.get(experiment, "the notebook that runs this experiment")
-        raise FileNotFoundError(
-            f"no results for experiment {experiment!r}: {path} does not exist; run {writer} first "
-            f"(with the same results_dir)"
-        )
-    numbers = ("seconds", *USAGE_COLUMNS)
-    frame = pd.read_csv(
-        path,
-        dtype={column: str for column in TEXT_COLUMNS + ("durable",)},
-        keep_default_na=False,
-        na_values={column: [""] for column in numbers},
-    )
+    frame = read_table(results_dir, experiment, text=TEXT_COLUMNS + ("durable",))
     try:
         return check_rows(frame)
     except (ValueError, KeyError) as error:
+        path = results_path(results_dir, experiment)
         raise ValueError(f"{path}: not a results table of this library ({error})") from None
+
+
+def read_summary(results_dir: str | os.PathLike[str], experiment: str, *, required: bool = True) -> pd.DataFrame | None:
+    """``summarize`` of the experiment's table; with ``required=False``, None when its notebook did not run."""
+    if not required and not results_path(results_dir, experiment).exists():
+        return None
+    return summarize(read_results(results_dir, experiment))
 
 
 def summarize(df: pd.DataFrame) -> pd.DataFrame:

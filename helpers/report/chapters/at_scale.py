@@ -1,4 +1,5 @@
-"""Measurements at scale: writing more images than fit in memory, and converting on a Dask cluster.
+"""Chapter 07, at scale (notebooks/07-at-scale.ipynb): writing more images than fit in memory, and converting
+on a Dask cluster. Its tables go to the results as ``at_scale_writes`` and ``at_scale_conversions``.
 
 Peak memory is measured in a fresh process per write (``python -m helpers.report.chapters.at_scale write ...``), so that what
 earlier measurements left in this one does not count: its peak resident set (the kernel's high-water mark,
@@ -19,14 +20,21 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
-from helpers.core import space
 from helpers.convert import SyntheticSource, convert, dask_client
+from helpers.core import space
 from helpers.core.errors import CorruptStoreError
-from helpers.core.files import remove, write_atomically
-from helpers.loader import batches
+from helpers.core.files import remove
 from helpers.core.measure import disk_usage, format_bytes
+from helpers.loader import batches
+from helpers.report import results
+from helpers.report.measuring import checked_methods
+from helpers.report.style import method_color, method_label, ordered_methods, save
 from helpers.stores import estimate_bytes, open_store, store_class
+
+WRITES_TABLE = "at_scale_writes"
+CONVERSIONS_TABLE = "at_scale_conversions"
 
 CHUNK_IMAGES = 10_000  # images per chunk given to store_chunks: 30 MB of CIFAR-shaped images
 DISTINCT_IMAGES = 10_000  # synthetic images made once and repeated: making a million takes minutes
@@ -233,12 +241,27 @@ def streaming_methods(methods: Sequence[str]) -> list[str]:
     return [method for method in methods if store_class(method).streams()]
 
 
-def save_table(table: pd.DataFrame, results_dir: str | os.PathLike[str], name: str) -> Path:
-    """``table`` as ``results_dir/<name>.csv``, written atomically."""
-    path = Path(results_dir) / f"{name}.csv"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(path, table.to_csv(index=False).encode())
-    return path
+def measure_writes(methods: Sequence[str] | None, scale_images: int, *, work_dir: str | os.PathLike[str],
+                   results_dir: str | os.PathLike[str]) -> pd.DataFrame:
+    """``scale_writes`` of the methods (None: every registered one) and the floor, into the results."""
+    writes = scale_writes(checked_methods(methods, floor=True), scale_images, work_dir)
+    results.write_table(results_dir, WRITES_TABLE, writes)
+    return writes
+
+
+def measure_conversions(methods: Sequence[str] | None, scale_images: int, *, work_dir: str | os.PathLike[str],
+                        results_dir: str | os.PathLike[str]) -> pd.DataFrame:
+    """``conversions`` of the methods (None: every registered one but the floor) as ``conversion_plan`` says,
+    at ``conversion_images(scale_images)``, into the results."""
+    plan = conversion_plan(checked_methods(methods, floor=False))
+    table = conversions(plan, conversion_images(scale_images), work_dir)
+    results.write_table(results_dir, CONVERSIONS_TABLE, table)
+    return table
+
+
+def conversion_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The conversions as the chapter shows them."""
+    return table[["method", "compression", "workers", "n_images", "seconds", "speed_up", "parallel_writers"]]
 
 
 def writes_markdown(writes: pd.DataFrame) -> str:
@@ -305,6 +328,50 @@ def conversions_markdown(table: pd.DataFrame, writes: pd.DataFrame | None = None
             text += "."
         lines.append(text)
     return "\n".join(lines)
+
+
+def at_scale_memory_plot(writes: pd.DataFrame, figures_dir: str | os.PathLike[str]) -> Figure:
+    """Peak memory of each method's ``store_chunks`` beside the size of the data it wrote (``scale_writes``)."""
+    written = writes[writes["skipped"] == ""]
+    methods = ordered_methods(list(written["method"]))
+    figure = Figure(figsize=(7, 3.6))
+    axes = figure.add_subplot()
+    positions = np.arange(len(methods))
+    rows = written.set_index("method").loc[methods]
+    mib = 2.0**20
+    axes.bar(positions - 0.2, rows["data_bytes"] / mib, width=0.4, color="#cccccc", label="data written")
+    axes.bar(positions + 0.2, rows["peak_rss"] / mib, width=0.4, color=[method_color(m) for m in methods],
+             label="peak resident memory of the writer")
+    axes.set_xticks(positions, [method_label(m) for m in methods])
+    axes.set_ylabel("MiB")
+    axes.set_title(f"store_chunks of {int(writes['n_images'].iloc[0]):,} images: memory beside data")
+    if methods:
+        axes.legend(frameon=False)
+    else:
+        axes.text(0.5, 0.5, "no method was written at this size: the table's notes say why",
+                  ha="center", va="center", transform=axes.transAxes)
+    save(figure, figures_dir, "at_scale_memory")
+    return figure
+
+
+def conversion_speed_up_plot(table: pd.DataFrame, figures_dir: str | os.PathLike[str]) -> Figure:
+    """Seconds of a Dask conversion per method and number of workers (``conversions``)."""
+    methods = ordered_methods(list(table["method"]))
+    counts = sorted(table["workers"].unique())
+    figure = Figure(figsize=(7, 3.6))
+    axes = figure.add_subplot()
+    width = 0.8 / len(counts)
+    for offset, count in enumerate(counts):
+        rows = table[table["workers"] == count].set_index("method").loc[methods]
+        axes.bar(np.arange(len(methods)) + (offset - (len(counts) - 1) / 2) * width, rows["seconds"], width=width,
+                 color=[method_color(m) for m in methods], alpha=0.45 + 0.55 * offset / max(1, len(counts) - 1),
+                 label=f"{count} worker{'s' if count > 1 else ''}")
+    axes.set_xticks(np.arange(len(methods)), [method_label(m) for m in methods])
+    axes.set_ylabel("seconds")
+    axes.set_title(f"Converting {int(table['n_images'].iloc[0]):,} images on a local Dask cluster")
+    axes.legend(frameon=False)
+    save(figure, figures_dir, "conversion_speed_up")
+    return figure
 
 
 def main(argv: Sequence[str] | None = None) -> int:

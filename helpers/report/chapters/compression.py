@@ -1,4 +1,5 @@
-"""The compression chapter: what each byte saved costs to write and to read, per method and codec.
+"""Chapter 06, compression (notebooks/06-compression.ipynb): what each byte saved costs to write and to read,
+per method and codec.
 
 Each measured *variant* is a method with one ``compression=`` (``"lmdb+zstd"``; the method alone is its
 baseline without a codec, ``"disk"`` being PNG at Pillow's level). Its rows go to the results table
@@ -6,12 +7,12 @@ baseline without a codec, ``"disk"`` being PNG at Pillow's level). Its rows go t
 allocated bytes of the batch), ``read_many`` (sequential) and ``read_epoch`` (every image once in a
 random order, in mini-batches of ``batch_size`` through ``store.read_indices``), all warm. Lossless
 variants are checked to read back exactly before they are timed; lossy ones get their PSNR, kept with the
-raw bytes of one image in the table ``compression_quality.csv`` beside the results.
+raw bytes of one image in the results table ``compression_quality``. The trade-off of every variant, per
+dataset, is the results table ``compression_trade_off``, from which the conclusions choose their codecs.
 """
 
 from __future__ import annotations
 
-import io
 import math
 import os
 from collections.abc import Sequence
@@ -19,17 +20,22 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
 from helpers import codecs, loader, stores
-from helpers.core.errors import ImageFormatError, UnknownCodecError
-from helpers.report.experiments import progress_bar, time_read, timing_rows, unpack, verify_round_trip
-from helpers.core.files import remove, write_atomically
+from helpers.core.errors import ImageFormatError
 from helpers.core.measure import check_repeats, disk_usage, format_bytes, format_seconds, time_call
-from helpers.report.results import COLUMNS, append_rows, read_results, reset, summarize
+from helpers.report import results
+from helpers.report.measuring import progress_bar, time_read, timing_rows, unpack, verify_round_trip
+from helpers.report.parameters import check_compressions, chosen_methods
+from helpers.report.style import method_color, method_label, ordered_methods, save
 
 EXPERIMENT = "compression"
-QUALITY_TABLE = "compression_quality.csv"
+QUALITY_TABLE = "compression_quality"
 QUALITY_COLUMNS = ["method", "dataset", "image_bytes", "psnr", "skipped"]
+TRADE_OFF_TABLE = "compression_trade_off"
+TRADE_OFF_COLUMNS = ["method", "codec", "lossy", "image_bytes", "bytes_per_image", "ratio", "store_per_image",
+                     "read_per_image", "shuffled_per_image", "psnr", "pareto"]
 SEPARATOR = "+"
 #: The ``dataset`` of the chapter's rows: short names the tables and conclusions show.
 CIFAR = "CIFAR"
@@ -57,20 +63,17 @@ def family(name: str) -> str:
     return name.partition(":")[0]
 
 
-def variants(methods: Sequence[str], compressions: Sequence[str], floor: bool = True) -> list[tuple[str, str | None]]:
+def variants(methods: Sequence[str] | None, compressions: Sequence[str],
+             floor: bool = True) -> list[tuple[str, str | None]]:
     """(method, compression) pairs: each method's baseline, then each of ``compressions`` it accepts (in the
     order given; the method's own default is skipped, being the baseline), then the NumPy floor.
 
     UnknownCodecError if no method takes one of ``compressions``, or its level is out of range.
     """
-    for name in compressions:
-        takers = [cls for cls in map(stores.store_class, stores.names()) if family(name) in cls.compressions]
-        if not takers:
-            raise UnknownCodecError(f"no method takes compression {name!r}; see Store.compressions")
-        for cls in takers:
-            cls.check_compression(name)
+    check_compressions(compressions)
+    methods = chosen_methods(methods)
     pairs: list[tuple[str, str | None]] = []
-    for method in dict.fromkeys(methods):
+    for method in methods:
         cls = stores.store_class(method)
         pairs.append((method, None))
         pairs += [(method, name) for name in compressions
@@ -105,7 +108,7 @@ def lossy(compression: str | None) -> bool:
 def run_compression(
     images: np.ndarray | object,
     labels: np.ndarray | None,
-    methods: Sequence[str],
+    methods: Sequence[str] | None,
     compressions: Sequence[str],
     *,
     repeats: int,
@@ -141,7 +144,7 @@ def run_compression(
         finally:
             store.clear()  # one variant on disk at a time
         quality.append(measured)
-    return pd.DataFrame(rows, columns=COLUMNS), pd.DataFrame(quality, columns=QUALITY_COLUMNS)
+    return pd.DataFrame(rows, columns=results.COLUMNS), pd.DataFrame(quality, columns=QUALITY_COLUMNS)
 
 
 def measure_variant(
@@ -176,19 +179,34 @@ def progress_steps(steps: list[tuple[str, str | None]], enabled: bool):
 # -- what the notebook calls -----------------------------------------------------------------------------
 def start(results_dir: str | os.PathLike[str]) -> None:
     """Remove the chapter's tables, so a run starts from no rows."""
-    reset(results_dir, EXPERIMENT)
-    remove(Path(results_dir) / QUALITY_TABLE)
+    for table in (EXPERIMENT, QUALITY_TABLE, TRADE_OFF_TABLE):
+        results.reset(results_dir, table)
 
 
 def run_and_save(
-    data: object, methods: Sequence[str], compressions: Sequence[str], *, dataset: str, repeats: int,
+    data: object, methods: Sequence[str] | None, compressions: Sequence[str], *, dataset: str, repeats: int,
     work_dir: str | os.PathLike[str], results_dir: str | os.PathLike[str], batch_size: int = loader.BATCH_SIZE,
 ) -> None:
-    """``run_compression`` on a Dataset, its rows appended to the results and quality tables."""
+    """``run_compression`` on a Dataset, its rows and quality added to the results (``save_measurements``)."""
     rows, quality = run_compression(data, None, methods, compressions, repeats=repeats, batch_size=batch_size,
                                     work_dir=work_dir, dataset=dataset)
-    append_rows(results_dir, EXPERIMENT, rows)
-    save_quality(results_dir, quality, append=True)
+    save_measurements(results_dir, rows, quality)
+
+
+def save_measurements(results_dir: str | os.PathLike[str], rows: pd.DataFrame, quality: pd.DataFrame) -> None:
+    """Add the timing rows and quality rows of ``run_compression`` to the chapter's results tables, and
+    write the trade-off table of every dataset measured so far."""
+    results.append_rows(results_dir, EXPERIMENT, rows)
+    try:
+        quality = pd.concat([read_quality(results_dir), quality], ignore_index=True)
+    except FileNotFoundError:
+        pass
+    results.write_table(results_dir, QUALITY_TABLE, quality)
+    summary, quality = read(results_dir)
+    tables = [table.assign(dataset=dataset) for dataset in summary["dataset"].unique()
+              if not (table := trade_off_table(summary, quality, dataset)).empty]
+    every = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+    results.write_table(results_dir, TRADE_OFF_TABLE, every.reindex(columns=[*TRADE_OFF_COLUMNS, "dataset"]))
 
 
 def load_scans(compression_images: int) -> object | None:
@@ -204,27 +222,11 @@ def load_scans(compression_images: int) -> object | None:
 
 def read(results_dir: str | os.PathLike[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(summary of the compression results, quality table), as trade_off_table takes them."""
-    return summarize(read_results(results_dir, EXPERIMENT)), load_quality(results_dir)
+    return results.read_summary(results_dir, EXPERIMENT), read_quality(results_dir)
 
 
-def save_quality(results_dir: str | os.PathLike[str], quality: pd.DataFrame, *, append: bool = False) -> Path:
-    """Write the quality rows to ``results_dir/compression_quality.csv`` atomically (after the earlier ones
-    if ``append``)."""
-    path = Path(results_dir) / QUALITY_TABLE
-    if append and path.exists():
-        quality = pd.concat([load_quality(results_dir), quality], ignore_index=True)
-    buffer = io.StringIO()
-    quality.to_csv(buffer, index=False)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(path, buffer.getvalue().encode(), durable=True)
-    return path
-
-
-def load_quality(results_dir: str | os.PathLike[str]) -> pd.DataFrame:
-    path = Path(results_dir) / QUALITY_TABLE
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist; run notebooks/06-compression.ipynb first")
-    return pd.read_csv(path, keep_default_na=False, na_values={"psnr": [""]}, dtype={"skipped": str})
+def read_quality(results_dir: str | os.PathLike[str]) -> pd.DataFrame:
+    return results.read_table(results_dir, QUALITY_TABLE, text=("method", "dataset", "skipped"))
 
 
 # -- the chapter's table and findings --------------------------------------------------------------------
@@ -352,38 +354,33 @@ def findings(table: pd.DataFrame, what: str = CIFAR, quality: pd.DataFrame | Non
     return "\n".join(f"- {sentence}" for sentence in sentences)
 
 
-def best_codecs(table: pd.DataFrame) -> dict[str, pd.Series]:
-    """The lossless variant with a codec best for each goal: ``smallest`` (allocated bytes), ``fastest``
-    (shuffled read) and ``balance`` (smallest product of the two, each divided by the best of its kind)."""
-    if table.empty:
-        return {}
-    compressed = table[~table["lossy"] & (table["codec"] != "none")]
-    if compressed.empty:
-        return {}
-    score = (compressed["bytes_per_image"] / compressed["bytes_per_image"].min()) * (
-        compressed["shuffled_per_image"] / compressed["shuffled_per_image"].min()
-    )
-    return {
-        "smallest": _smallest(compressed),
-        "fastest": compressed.loc[compressed["shuffled_per_image"].idxmin()],
-        "balance": compressed.loc[score.idxmin()],
-    }
-
-
-def conclusions(results_dir: str | os.PathLike[str]) -> str:
-    """The best lossless codec for each goal on each dataset the compression chapter measured, as Markdown."""
-    try:
-        summary, quality = read(results_dir)
-    except FileNotFoundError:
-        return "The compression chapter (06) did not run, so no codec is recommended."
-    lines = []
-    for dataset in summary["dataset"].unique():
-        best = best_codecs(trade_off_table(summary, quality, dataset))
-        if best:
-            lines.append(
-                f"- **{dataset}**: smallest, {_label(best['smallest'])} ({best['smallest']['ratio']:.2f}x, "
-                f"{format_bytes(int(best['smallest']['bytes_per_image']))} per image); fastest to read, "
-                f"{_label(best['fastest'])} ({format_seconds(best['fastest']['shuffled_per_image'])} per image "
-                f"in a shuffled epoch); best balance of size and read time, {_label(best['balance'])}."
-            )
-    return "\n".join(lines) or "The compression chapter measured no lossless codec."
+def compression_trade_off_plot(
+    table: pd.DataFrame, figures_dir: str | os.PathLike[str], name: str = "compression_trade_off",
+    title: str = CIFAR,
+) -> Figure:
+    """Bytes per image (allocated) against the shuffled-epoch read time per image, one point per method and
+    codec (``trade_off_table``), coloured by method; the Pareto front joined by a line."""
+    figure = Figure(figsize=(8, 5.5))
+    axes = figure.add_subplot()
+    for _, row in table.iterrows():
+        marker = "x" if row["lossy"] else ("o" if row["codec"] != "none" else "s")
+        axes.scatter(row["bytes_per_image"], row["shuffled_per_image"] * 1e6, color=method_color(row["method"]),
+                     marker=marker, s=60 if row["pareto"] else 30, zorder=3)
+        axes.annotate(row["codec"], (row["bytes_per_image"], row["shuffled_per_image"] * 1e6), fontsize=7,
+                      xytext=(4, 3), textcoords="offset points")
+    front = table[table["pareto"]].sort_values("bytes_per_image")
+    axes.step(front["bytes_per_image"], front["shuffled_per_image"] * 1e6, where="post", color="black",
+              linewidth=1, linestyle=":", label="Pareto front", zorder=2)
+    for method in ordered_methods(table["method"]):
+        axes.scatter([], [], color=method_color(method), label=method_label(method))
+    axes.scatter([], [], marker="s", color="grey", label="no codec (the method's own)")
+    axes.scatter([], [], marker="x", color="grey", label="lossy")
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    axes.set_xlabel("allocated bytes per image (log)")
+    axes.set_ylabel("shuffled-epoch read, µs per image (log, warm)")
+    axes.set_title(f"Compression: space against read time, {title}")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend(fontsize=8, loc="best")
+    save(figure, figures_dir, name)
+    return figure

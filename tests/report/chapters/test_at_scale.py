@@ -1,10 +1,15 @@
-"""The at-scale chapter's sentences follow its measured numbers."""
+"""Chapter 07: what is written at scale, and the sentences and figures that follow its measured numbers."""
 
 from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
 
 import numpy as np
 import pandas as pd
 
+from helpers.report import results
 from helpers.report.chapters import at_scale as scale
 from helpers.core.measure import format_bytes
 from helpers.stores import estimate_bytes
@@ -44,3 +49,30 @@ def test_a_write_that_would_not_fit_the_disk_is_skipped_with_the_reason(tmp_path
     monkeypatch.undo()
     written = scale.scale_writes(["hdf5"], 2_000, tmp_path, probe_images=1_000).iloc[0]
     assert written.skipped == "" and written.seconds > 0
+
+
+def test_the_writes_of_the_methods_and_the_floor_are_left_in_the_results(tmp_path):
+    writes = scale.measure_writes(["hdf5"], 1_000, work_dir=tmp_path / "work", results_dir=tmp_path / "results")
+    assert list(writes["method"]) == ["hdf5", "npy"] and (writes["skipped"] == "").all()
+    saved = results.read_table(tmp_path / "results", scale.WRITES_TABLE, text=("method", "skipped"))
+    assert list(saved["method"]) == ["hdf5", "npy"] and (saved["skipped"] == "").all()
+    scale.at_scale_memory_plot(writes, tmp_path)
+    assert (tmp_path / "at_scale_memory.png").exists()
+
+
+def test_the_memory_at_scale_plot_says_so_when_no_method_was_written(tmp_path):
+    skipped = pd.DataFrame([{"method": "lmdb", "n_images": 1_000_000, "seconds": np.nan, "baseline_rss": np.nan,
+                             "peak_rss": np.nan, "data_bytes": np.nan, "skipped": "its batch may need more disk"}])
+    figure = scale.at_scale_memory_plot(skipped, tmp_path)
+    texts = [text.get_text() for text in figure.axes[0].texts]
+    assert any("no method was written" in text for text in texts)
+    assert (tmp_path / "at_scale_memory.png").exists()
+
+
+def test_the_conversion_figure_has_a_bar_per_method_and_cluster_size(tmp_path):
+    table = pd.DataFrame(conversion_rows("disk", "png", 6.0, 3.5) + conversion_rows("hdf5", "", 1.0, 0.6))
+    figure = scale.conversion_speed_up_plot(table, tmp_path)
+    assert len(figure.axes[0].patches) == 4
+    assert [label.get_text() for label in figure.axes[0].get_xticklabels()] == ["PNG files", "HDF5"]
+    assert list(scale.conversion_table(table).columns) == ["method", "compression", "workers", "n_images",
+                                                           "seconds", "speed_up", "parallel_writers"]

@@ -15,11 +15,11 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_notebook
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 
 POOL_CELLS = [
     "import numpy as np\n"
-    "from helpers.report.experiments import progress_bar\n"
+    "from helpers.report.measuring import progress_bar\n"
     "from helpers.stores.disk import DiskStore",
     "images = np.random.default_rng(0).integers(0, 256, (2000, 32, 32, 3), dtype=np.uint8)\n"
     "store = DiskStore(work_dir, workers=2)\n"

@@ -1,4 +1,4 @@
-"""The compression chapter's experiment and the numbers it shows (helpers.report.chapters.compression), on tiny data."""
+"""Chapter 06's experiment and the numbers it shows, on tiny data."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers.report.chapters import compression
-from helpers.report import summary
 from helpers.core.errors import UnknownCodecError
+from helpers.report import results as results_tables
+from helpers.report.chapters import compression
 from helpers.report.results import COLUMNS
 
 
@@ -50,10 +50,7 @@ def measured(tmp_path_factory):
             images, np.arange(len(images)), ["lmdb", "hdf5"], ["zstd", "blosc", "gzip", "jpeg:90"], repeats=1,
             batch_size=16, work_dir=root / "work", dataset=name, progress=False)
         assert list(rows.columns) == COLUMNS
-        from helpers.report.results import append_rows
-
-        append_rows(results, compression.EXPERIMENT, rows)
-        compression.save_quality(results, quality, append=True)
+        compression.save_measurements(results, rows, quality)
     return results
 
 
@@ -81,21 +78,27 @@ def test_codecs_that_cannot_hold_16_bits_are_skipped_and_named(measured):
     assert "Not measured: jpeg:90 cannot hold uint16 images" in text
 
 
-def test_findings_and_conclusions_are_computed_from_the_table(measured):
+def test_findings_are_computed_from_the_table(measured):
     chapter, quality = compression.read(measured)
     table = compression.trade_off_table(chapter, quality, compression.CIFAR)
     text = compression.findings(table, compression.CIFAR, quality)
     smallest = table[~table["lossy"]].sort_values("bytes_per_image").iloc[0]
     assert f"a ratio of {smallest['ratio']:.2f}x" in text
     assert "pages of 4 KiB per image" in text and "Pareto front" in text
-    best = compression.best_codecs(table)
-    assert set(best) == {"smallest", "fastest", "balance"}
-    assert all(row["codec"] != "none" and not row["lossy"] for row in best.values())
-    conclusions = summary.compression_conclusions(measured)
-    assert "**CIFAR**" in conclusions and "**16-bit scans**" in conclusions
-    assert f"smallest, {best['smallest']['method']} with {best['smallest']['codec']}" in conclusions
-
-
-def test_conclusions_say_so_when_the_chapter_did_not_run(tmp_path):
-    assert "did not run" in summary.compression_conclusions(tmp_path)
     assert compression.findings(pd.DataFrame()) == "No compression was measured on CIFAR."
+
+
+def test_the_trade_off_of_every_dataset_is_left_in_the_results(measured):
+    chapter, quality = compression.read(measured)
+    saved = results_tables.read_table(measured, compression.TRADE_OFF_TABLE, text=("method", "codec", "dataset"))
+    assert list(saved["dataset"].unique()) == [compression.SCANS, compression.CIFAR]  # as the summary orders them
+    for dataset in (compression.CIFAR, compression.SCANS):
+        computed = compression.trade_off_table(chapter, quality, dataset)
+        rows = saved[saved["dataset"] == dataset].drop(columns="dataset").reset_index(drop=True)
+        pd.testing.assert_frame_equal(rows, computed[compression.TRADE_OFF_COLUMNS], check_dtype=False)
+
+
+def test_the_trade_off_figure_is_saved(measured, tmp_path):
+    chapter, quality = compression.read(measured)
+    compression.compression_trade_off_plot(compression.trade_off_table(chapter, quality), tmp_path)
+    assert (tmp_path / "compression_trade_off.png").exists() and (tmp_path / "compression_trade_off.svg").exists()

@@ -11,9 +11,10 @@ import nbformat
 import pytest
 
 from helpers.report import pipeline as report
+from helpers.report.parameters import PARAMETERS
 from helpers.stores import FLOOR, names
 
-PROJECT = Path(__file__).resolve().parent.parent
+PROJECT = Path(__file__).resolve().parents[2]
 TINY = {"cutoffs": [10, 50], "methods": ["disk", "lmdb", "hdf5"], "repeats": 1, "cold_cache": True,
         "image_size": None, "large_dataset": "scans", "large_cutoffs": [4, 8],
         "compressions": ["zstd", "gzip", "jpeg:90"], "compression_images": 50, "scale_images": 500}
@@ -83,7 +84,7 @@ def test_html_hides_code_and_loads_nothing_from_the_network(built):
     page = built["page"]
     assert not re.search(r"""<(?:script|link|img|iframe)[^>]+(?:src|href)\s*=\s*["']?(?:https?:)?//""", page)
     assert report.network_references(page) == []
-    assert "experiments.run_many(" not in page  # code cells are hidden
+    assert "chapter.measure(" not in page  # code cells are hidden
     assert "injected-parameters" not in page and "Traceback" not in page
 
 
@@ -130,21 +131,24 @@ def test_network_references_are_found():
 def test_quick_profile_and_explicit_options():
     parser = report.build_parser()
     quick = report.notebook_parameters(parser.parse_args(["--quick"]))
-    assert quick["cutoffs"] == report.QUICK_CUTOFFS and quick["repeats"] == 1 and quick["cold_cache"] is True
+    assert quick["cutoffs"] == [10, 100, 1000] and quick["repeats"] == 1 and quick["cold_cache"] is True
     default = report.notebook_parameters(parser.parse_args([]))
     assert default["cutoffs"] == [10, 100, 1000, 10000, 100000] and default["repeats"] == 3
     assert default["methods"] == [name for name in names() if name != FLOOR]  # every method but the floor
     assert default["methods"][:3] == ["disk", "lmdb", "hdf5"] and "sqlite" in default["methods"]
-    assert default["scale_images"] == report.DEFAULT_SCALE_IMAGES and quick["scale_images"] == report.QUICK_SCALE_IMAGES
+    assert default["scale_images"] == 1_000_000 and quick["scale_images"] == 1_000
+    assert default["work_dir"] == str(PROJECT / "data" / "work")
+    assert default["results_dir"] == str(PROJECT / "reports" / "results")
+    assert default["figures_dir"] == str(PROJECT / "figures")
+    assert list(default) == [parameter.name for parameter in PARAMETERS]
     custom = report.notebook_parameters(parser.parse_args(
         ["--quick", "--cutoffs", "50,10", "--repeats", "2", "--no-cold-cache", "--methods", "hdf5"]))
     assert custom["cutoffs"] == [10, 50] and custom["repeats"] == 2 and custom["cold_cache"] is False
     assert all(Path(custom[key]).is_absolute() for key in ("work_dir", "results_dir", "figures_dir"))
     with pytest.raises(report.ReportError, match="unknown method"):
         report.notebook_parameters(parser.parse_args(["--methods", "floppy"]))
-    assert quick["compression_images"] == report.QUICK_COMPRESSION_IMAGES
-    assert default["compression_images"] == report.DEFAULT_COMPRESSION_IMAGES
-    assert default["compressions"] == report.DEFAULT_COMPRESSIONS
+    assert quick["compression_images"] == 200 and default["compression_images"] == 2000
+    assert default["compressions"] == ["zstd", "blosc", "gzip", "lzf", "jpegls", "jpeg:90"]
     assert report.notebook_parameters(parser.parse_args(["--compressions", "lzf,webp:80"]))["compressions"] == [
         "lzf", "webp:80"]
     with pytest.raises(report.ReportError, match="--compressions: no method takes compression 'lz77'"):
@@ -198,80 +202,6 @@ def test_readme_starts_with_the_two_commands_and_shows_a_figure_the_report_write
     assert "make pdf-deps" in ci and ci.strip().endswith("make test")
 
 
-# -- the conclusions are computed from the numbers ------------------------------------------------------
-def summary_of(read_seconds: dict, n_values=(10, 1000), store_seconds=None):
-    import numpy as np
-    import pandas as pd
-
-    from helpers.report.results import COLUMNS, summarize
-
-    rows = []
-    for method, per_image in read_seconds.items():
-        for n in n_values:
-            stored = (store_seconds or read_seconds)[method] * n
-            for operation, cache, seconds in (("store_many", "", stored), ("read_many", "warm", per_image * n),
-                                              ("read_many", "cold", per_image * n * 2)):
-                rows.append({"experiment": "many_images", "method": method, "operation": operation, "n_images": n,
-                             "repeat": 0, "cache": cache, "durable": False, "seconds": seconds,
-                             "bytes_apparent": 3000.0 * n if operation == "store_many" else np.nan,
-                             "bytes_allocated": 4096.0 * n if operation == "store_many" else np.nan,
-                             "files": 1.0 if operation == "store_many" else np.nan, "dataset": "synthetic"})
-    return summarize(pd.DataFrame(rows, columns=COLUMNS))
-
-
-def test_recommendations_follow_the_measurements():
-    from helpers.report import summary
-
-    lmdb_wins = summary.recommendations(summary_of({"disk": 1e-3, "lmdb": 1e-5, "hdf5": 4e-5, "npy": 5e-6}))
-    assert "Reading 1,000 images (warm cache): **LMDB** is best" in lmdb_wins
-    assert "HDF5 40.00 ms (4.0x)" in lmdb_wins
-    assert "this run favours LMDB" in lmdb_wins
-    hdf5_wins = summary.recommendations(summary_of({"disk": 1e-3, "lmdb": 3e-5, "hdf5": 1e-5, "npy": 5e-6}))
-    assert "this run favours HDF5" in hdf5_wins and "(3.0x slower to read)" in hdf5_wins
-
-
-def test_article_comparison_uses_the_largest_common_cutoff_and_says_so():
-    from helpers.report import summary
-
-    small = summary_of({"disk": 1e-3, "lmdb": 2e-5, "hdf5": 1e-5, "npy": 5e-6})
-    table = summary.article_comparison(small)
-    assert list(table.columns) == ["article (100,000 images)", "this run (1,000 images)"]
-    assert table.loc["Read time (warm): LMDB / HDF5"].tolist() == ["2.6x", "2.0x"]
-    assert "largest cutoff is 1,000 images" in summary.comparison_note(small)
-    full = summary_of({"disk": 1e-3, "lmdb": 5e-5, "hdf5": 1e-5, "npy": 5e-6}, n_values=(10, 100_000))
-    assert summary.article_comparison(full).loc["Read time (warm): LMDB / HDF5"].tolist() == ["2.6x", "5.0x"]
-    assert "same number of images" in summary.comparison_note(full)
-
-
-def test_the_article_values_are_quoted_in_one_constant():
-    from helpers.report import summary
-
-    assert summary.ARTICLE_RESULTS["n_images"] == 100_000
-    assert summary.ARTICLE_RESULTS["read_seconds"] == {"disk": 62.5, "lmdb": 3.46, "hdf5": 1.31}
-    assert summary.ARTICLE_RESULTS["store_seconds"] == {"disk": 80.6, "lmdb": 4.34, "hdf5": 0.285}
-    assert summary.ARTICLE_RESULTS["disk_kb"] == {"disk": 200_296, "lmdb": 393_000, "hdf5": 293_000}
-
-
-def test_the_banner_warns_loudly_only_for_synthetic_images():
-    from helpers.report import summary
-
-    assert "Warning: synthetic images" in summary.banner_html("SYNTHETIC stand-in: no CIFAR-10 found")
-    real = summary.banner_html("CIFAR-10 training set from data/raw <50,000 images>")
-    assert "Warning" not in real and "&lt;50,000 images&gt;" in real
-
-
-@pytest.mark.parametrize(("fs_type", "journal", "cautions"), [
-    ("ext4", False, True), ("ext4", True, False), ("ext4", None, False), ("xfs", None, False), (None, None, False),
-])
-def test_the_file_system_caution_appears_only_for_ext4_without_a_journal(fs_type, journal, cautions):
-    from helpers.report import summary
-
-    info = {"filesystem_type": fs_type, "filesystem_journal": journal, "filesystem_device": "/dev/vdz"}
-    note = summary.file_system_note({k: v for k, v in info.items() if v is not None})
-    assert ("without a journal" in note and "/dev/vdz" in note) is cautions
-    assert (note == "") is not cautions
-
-
 @pytest.mark.slow
 def test_the_report_cautions_about_the_file_system_when_its_environment_says_so(built):
     from helpers.report import environment
@@ -279,25 +209,3 @@ def test_the_report_cautions_about_the_file_system_when_its_environment_says_so(
     info = environment.load(built["parameters"]["results_dir"])
     expected = info["filesystem_type"] == "ext4" and info["filesystem_journal"] is False
     assert ("without a journal" in built["page"]) is expected
-
-
-def test_every_method_explains_its_disk_usage_from_its_own_numbers():
-    from helpers.report import summary
-
-    measured = summary_of({"disk": 1e-3, "lmdb": 2e-5, "hdf5": 1e-5, "parquet": 2e-5, "arrow": 1e-5,
-                           "sqlite": 3e-5, "npy": 5e-6})
-    text = summary.disk_explanation(measured, raw_image_bytes=2900)
-    lines = {line.split("**")[1]: line for line in text.splitlines() if line.startswith("- **")}
-    assert list(lines) == ["PNG files", "LMDB", "HDF5", "Parquet", "Arrow IPC", "SQLite", "NumPy floor (npy)"]
-    for method in ("Parquet", "Arrow IPC", "SQLite"):  # 3,000 bytes per image measured, 2,900 of pixels
-        assert "100 bytes per image" in lines[method] and "3.4%" in lines[method], lines[method]
-    assert "row group" in lines["Parquet"] and "record-batch" in lines["Arrow IPC"] and "64 KiB" in lines["SQLite"]
-
-
-def test_the_conclusions_say_when_to_choose_each_measured_format():
-    from helpers.report import summary
-
-    text = summary.recommendations(summary_of({"disk": 1e-3, "lmdb": 2e-5, "hdf5": 1e-5, "arrow": 8e-6,
-                                               "sqlite": 3e-5, "npy": 5e-6}))
-    assert "this run favours Arrow IPC" in text and "then HDF5" in text
-    assert "SQLite when images are added" in text and "Parquet when" not in text  # only the methods measured

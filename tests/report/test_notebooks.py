@@ -1,34 +1,16 @@
-"""The committed notebooks: no outputs, the same documented parameters, short code cells."""
+"""The committed notebooks: no outputs, the parameters cell made from the definitions, short code cells."""
 
 from __future__ import annotations
 
-import ast
 import re
 from pathlib import Path
 
 import nbformat
 import pytest
 
+from helpers.report import parameters
 from helpers.report.pipeline import NOTEBOOKS, NOTEBOOKS_DIR
 
-DOCUMENTED_PARAMETERS = {
-    "dataset": "auto",
-    "cutoffs": [10, 100, 1000, 10000, 100000],
-    "methods": ["disk", "lmdb", "hdf5", "zarr", "tar", "parquet", "arrow", "sqlite"],
-    "repeats": 3,
-    "cold_cache": True,
-    "work_dir": "../data/work",
-    "results_dir": "../reports/results",
-    "figures_dir": "../figures",
-    "image_size": None,
-    "large_dataset": "scans",
-    "large_cutoffs": [10, 100, 1000],
-    "batch_size": 256,
-    "workers": [1, 2],
-    "compressions": ["zstd", "blosc", "gzip", "lzf", "jpegls", "jpeg:90"],
-    "compression_images": 2000,
-    "scale_images": 1000000,
-}
 MAX_CODE_LINES = 8
 
 
@@ -38,14 +20,6 @@ def read(name: str) -> nbformat.NotebookNode:
 
 def parameter_cells(notebook: nbformat.NotebookNode) -> list:
     return [cell for cell in notebook.cells if "parameters" in cell.metadata.get("tags", [])]
-
-
-def assigned_values(source: str) -> dict:
-    values = {}
-    for statement in ast.parse(source).body:
-        assert isinstance(statement, ast.Assign) and len(statement.targets) == 1, ast.dump(statement)
-        values[statement.targets[0].id] = ast.literal_eval(statement.value)
-    return values
 
 
 def test_every_notebook_of_the_report_is_there_and_nothing_else():
@@ -64,10 +38,11 @@ def test_notebook_is_valid_and_committed_without_outputs(name):
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
-def test_notebook_has_one_parameters_cell_with_the_documented_defaults(name):
+def test_notebook_has_one_parameters_cell_made_from_the_definitions(name):
     cells = parameter_cells(read(name))
     assert len(cells) == 1, f"{name}: expected exactly one cell tagged 'parameters'"
-    assert assigned_values(cells[0].source) == DOCUMENTED_PARAMETERS
+    assert cells[0].source == parameters.cell_source(), (
+        f"{name}: run `python -m helpers.report.parameters --write-notebooks` after changing a parameter")
 
 
 def test_parameters_cells_are_identical_in_every_notebook():
@@ -89,10 +64,20 @@ def test_code_cells_are_short_and_the_story_is_in_markdown(name):
 
 
 def test_later_notebooks_read_the_results_earlier_ones_write():
-    writes = {name: read(name) for name in NOTEBOOKS}
-    assert "append_rows(results_dir, \"many_images\"" in "".join(c.source for c in writes["02-many-images"].cells)
-    for reader in ("03-disk-usage", "09-conclusions"):
-        assert "read_results(results_dir, \"many_images\")" in "".join(c.source for c in writes[reader].cells)
+    from helpers.report.chapters import many_images
+
+    notebooks = {name: read(name) for name in NOTEBOOKS}
+    assert many_images.EXPERIMENT == "many_images"
+    assert "chapter.measure(" in "".join(c.source for c in notebooks["02-many-images"].cells)
+    for reader in ("03-disk-usage", "04-access-patterns", "09-conclusions"):
+        assert 'results.read_summary(results_dir, "many_images")' in "".join(c.source for c in notebooks[reader].cells)
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_each_notebook_imports_its_own_chapter_and_no_other(name):
+    imported = [line for cell in read(name).cells if cell.cell_type == "code"
+                for line in cell.source.splitlines() if "helpers.report.chapters" in line]
+    assert len(imported) == 1 and imported[0].endswith(" as chapter"), imported
 
 
 def test_every_notebook_that_loads_the_dataset_passes_the_image_size():

@@ -13,7 +13,7 @@ import pytest
 from helpers.report import results
 from helpers.report.results import COLUMNS, append_rows, read_results, reset, summarize
 
-PROJECT = Path(__file__).resolve().parent.parent
+PROJECT = Path(__file__).resolve().parents[2]
 
 
 def row(**fields) -> dict:
@@ -79,6 +79,37 @@ def test_missing_results_name_the_notebook_that_writes_them(tmp_path):
         read_results(tmp_path, "many_images")
     with pytest.raises(FileNotFoundError, match="01-single-image"):
         read_results(tmp_path, "single_image")
+    with pytest.raises(FileNotFoundError, match="06-compression"):
+        results.read_table(tmp_path, "compression_quality")
+    with pytest.raises(FileNotFoundError, match="00-setup"):
+        results.read_facts(tmp_path)
+    assert results.read_summary(tmp_path, "large_images", required=False) is None
+
+
+# -- other tables and the run's facts ---------------------------------------------------------------
+def test_a_table_round_trips_with_its_text_kept_as_text(tmp_path):
+    frame = pd.DataFrame({"method": ["lmdb", "nan"], "skipped": ["", "jpeg cannot hold uint16 images"],
+                          "psnr": [np.inf, np.nan], "lossy": [False, True], "image_bytes": [3072, 3072]})
+    path = results.write_table(tmp_path, "compression_quality", frame)
+    assert path == tmp_path / "compression_quality.csv"
+    table = results.read_table(tmp_path, "compression_quality", text=("method", "skipped"))
+    pd.testing.assert_frame_equal(table, frame)
+    results.write_table(tmp_path, "compression_quality", frame.iloc[:1])  # replaced, not appended
+    assert len(results.read_table(tmp_path, "compression_quality")) == 1
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_facts_are_added_to_and_replaced_by_name(tmp_path):
+    results.record_facts(tmp_path, dataset_source="SYNTHETIC, no CIFAR-10", image_bytes=3072)
+    results.record_facts(tmp_path, large_image_bytes=524_288, image_bytes=12)
+    assert results.read_facts(tmp_path) == {"dataset_source": "SYNTHETIC, no CIFAR-10", "image_bytes": 12,
+                                            "large_image_bytes": 524_288}
+
+
+def test_read_summary_summarizes_the_table(tmp_path):
+    append_rows(tmp_path, "many_images", [row(repeat=0, seconds=1.0), row(repeat=1, seconds=3.0)])
+    summary = results.read_summary(tmp_path, "many_images")
+    assert len(summary) == 1 and summary.iloc[0]["median"] == 2.0
 
 
 @pytest.mark.parametrize(

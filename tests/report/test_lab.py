@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = PROJECT / "jupyter-config"
 ANNOUNCEMENTS = "@jupyterlab/apputils-extension:announcements"
 
