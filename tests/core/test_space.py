@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from helpers.report import experiments
+from helpers.report.chapters import many_images as experiments
 from helpers.core import space
 from helpers import stores
 from helpers.core.errors import InsufficientSpaceError

@@ -1,9 +1,7 @@
 """``load_folder`` (``helpers.datasets.folder``, with ``image_files`` and ``pixels`` below it) on folders
-of every format written here, and the report's options for a folder."""
+of every format written here."""
 
 from __future__ import annotations
-
-import argparse
 
 import numpy as np
 import pytest
@@ -14,7 +12,6 @@ from helpers import datasets
 from helpers.core.errors import DatasetError
 from helpers.datasets import folder, parallel_decode
 from helpers.datasets.pixels import SIGNED_SHIFT
-from helpers.report import pipeline as report
 
 
 @pytest.fixture
@@ -151,20 +148,3 @@ def test_mixing_signed_and_unsigned_dicom_is_refused(tmp_path):
     write_dicom(tmp_path / "b.dcm", values.astype(np.int16) - 100)
     with pytest.raises(DatasetError, match="mixes signed and unsigned"):
         datasets.load_folder(tmp_path, progress=False)
-
-
-# --- the report's options for a folder ----------------------------------------------------------------
-
-
-def test_report_drops_cutoffs_above_a_folders_image_count_and_says_so(mixed):
-    root, _ = mixed
-    notes: list[str] = []
-    assert report.cutoffs_within(str(root), [2, 5, 100], "--cutoffs", notes) == [2, 5, 7]
-    assert notes and "100 dropped" in notes[0] and "7 images" in notes[0]
-    assert report.cutoffs_within("scans", [10, 1000], "--large-cutoffs", notes) == [10, 1000]
-    args = report.build_parser().parse_args(["--dataset", str(root), "--image-size", "64x48", "--quick"])
-    parameters = report.notebook_parameters(args, [])
-    assert parameters["image_size"] == [64, 48] and parameters["cutoffs"] == [7]
-    assert parameters["large_dataset"] == "scans" and parameters["large_cutoffs"] == report.QUICK_LARGE_CUTOFFS
-    with pytest.raises(argparse.ArgumentTypeError):
-        report.parse_image_size("big")

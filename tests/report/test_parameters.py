@@ -9,9 +9,10 @@ import shutil
 
 import nbformat
 import pytest
+from image_fixtures import write_mixed_folder
 
 from helpers import stores
-from helpers.report import parameters
+from helpers.report import parameters, pipeline
 from helpers.report.parameters import NOTEBOOKS_DIR, ParameterError, resolve
 
 #: The names and notebook defaults ../shared/DESIGN.md documents (methods: every registered one but the floor).
@@ -111,3 +112,18 @@ def test_every_parameter_with_an_option_is_on_the_command_line():
     assert set(given) == {p.name for p in parameters.PARAMETERS if p.flag}  # all but results_dir
     assert given["cutoffs"] == [10, 20] and given["cold_cache"] is False and given["image_size"] == [64, 48]
     assert given["repeats"] is None  # not given: resolve takes the (quick) default
+
+
+def test_report_drops_cutoffs_above_a_folders_image_count_and_says_so(tmp_path):
+    root = tmp_path / "mixed"
+    write_mixed_folder(root)  # seven images in two classes
+    notes: list[str] = []
+    assert parameters.cutoffs_within(str(root), [2, 5, 100], "--cutoffs", notes) == [2, 5, 7]
+    assert notes and "100 dropped" in notes[0] and "7 images" in notes[0]
+    assert parameters.cutoffs_within("scans", [10, 1000], "--large-cutoffs", notes) == [10, 1000]
+    args = pipeline.build_parser().parse_args(["--dataset", str(root), "--image-size", "64x48", "--quick"])
+    values = pipeline.notebook_parameters(args, [])
+    assert values["image_size"] == [64, 48] and values["cutoffs"] == [7]
+    assert values["large_dataset"] == "scans" and values["large_cutoffs"] == parameters.BY_NAME["large_cutoffs"].quick
+    with pytest.raises(argparse.ArgumentTypeError):
+        parameters.parse_image_size("big")
