@@ -15,8 +15,8 @@ from PIL import Image
 
 from helpers.codecs import get_codec
 from helpers.core.errors import CorruptStoreError
-from helpers.stores import codec, open_store
-from helpers.stores.disk import FILE_SUFFIXES, png_path
+from helpers.stores import values as codec, open_store
+from helpers.stores.disk import png_path
 
 
 def images_and_labels(n: int = 6, shape=(16, 16, 3)) -> tuple[np.ndarray, np.ndarray]:
@@ -93,7 +93,7 @@ def test_disk_files_are_standard_images_with_their_extension(tmp_path, compressi
     images, labels = images_and_labels()
     store = open_store("disk", tmp_path, compression=compression)
     store.store_many(images, labels)
-    path = png_path(store.batch_path, 2, FILE_SUFFIXES[compression.partition(":")[0]])
+    path = png_path(store.batch_path, 2, get_codec(compression).suffix)
     with Image.open(path) as picture:
         assert picture.size == (16, 16)
         opened = np.asarray(picture.convert("RGB"))

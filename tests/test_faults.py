@@ -35,7 +35,11 @@ from helpers.core.errors import (
 )
 from helpers.stores import FLOOR, Store, names, open_store
 from helpers.stores.disk import png_path
-from helpers.stores.base import allocated_bytes
+from helpers.core.measure import disk_usage
+
+
+def allocated_bytes(path):
+    return disk_usage(path).allocated if Path(path).exists() else 0
 
 METHODS = names()
 PROJECT = Path(__file__).resolve().parents[1]

@@ -19,7 +19,7 @@ from helpers.core.errors import (
 from helpers import codecs
 from helpers.report.chapters.compression import holds, lossy
 from helpers.stores import FLOOR, names, open_store, store_class
-from helpers.stores import codec
+from helpers.stores import values as codec
 from helpers.stores.disk import DiskStore
 
 METHODS = names()

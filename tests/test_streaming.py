@@ -15,7 +15,7 @@ from helpers.core.errors import DatasetError, ImageFormatError, ImageNotFoundErr
 from helpers.codecs import get_codec
 from helpers.stores import names, open_store, store_class
 from helpers.stores import arrow_store
-from helpers.stores.codec import EncodedImages
+from helpers.stores.values import EncodedImages
 
 METHODS = names()
 

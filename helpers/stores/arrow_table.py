@@ -40,8 +40,10 @@ import pyarrow as pa
 from helpers.codecs import Codec, get_codec
 from helpers.core.errors import CorruptStoreError, ImageNotFoundError
 from helpers.core.files import preallocated, replaced_when_written
-from helpers.stores.base import AlignedBlocks, BatchReader, Store, check_stored
-from helpers.stores.codec import EncodedImages, decode_payloads, image_payloads
+from helpers.stores.base import BatchReader, Store
+from helpers.stores.checks import check_stored
+from helpers.stores.chunks import AlignedBlocks
+from helpers.stores.values import EncodedImages, decode_payloads, image_payloads
 
 FORMAT = "image-storage-report/1"
 RUN_BYTES = 16 << 20  # whole parts handed to the writer at a time (about this many bytes) from chunks
