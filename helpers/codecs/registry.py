@@ -50,9 +50,16 @@ def filter_names() -> list[str]:
     return [family for family, codec in CODECS.items() if not codec.standalone]
 
 
+def split_name(name: str) -> tuple[str, str]:
+    """(family, the parameter's text) of a codec name, trimmed and lower-cased: the one place the name's
+    syntax is known; no checks."""
+    codec_family, _, parameter_text = name.strip().lower().partition(":")
+    return codec_family, parameter_text
+
+
 def family(name: str) -> str:
     """The family a codec name starts with (``"zstd"`` for ``"ZSTD:9"``), known or not; no checks."""
-    return name.strip().lower().partition(":")[0]
+    return split_name(name)[0]
 
 
 @dataclass(frozen=True)
@@ -113,7 +120,9 @@ def parse(name: str | Compression) -> Compression:
 
 @functools.lru_cache(maxsize=256)
 def parse_normalised(name: str) -> Compression:
-    codec_family, _, parameter_text = name.partition(":")
+    """``parse`` of a name already trimmed and lower-cased; cached, so each name is parsed once a process
+    and its codec made once (zstd's keeps its contexts)."""
+    codec_family, parameter_text = split_name(name)
     if codec_family not in CODECS:
         raise UnknownCodecError(f"unknown codec {name!r}; known codecs: {', '.join(CODECS)}")
     parameter = None
