@@ -15,8 +15,8 @@ The files are the same bytes whatever the number of processes.
 
 ``compression=`` picks the image file format: ``png:N`` (PNG at zlib level N, default Pillow's 6), lossless
 ``webp`` and ``jpeg2000`` (``.webp``, ``.jp2``), or lossy ``jpeg:Q`` and ``webp:Q`` (``.jpg``, ``.webp``),
-encoded and decoded with ``helpers.codecs``; every file is a standard image with its usual extension, which
-Pillow and image viewers open. ``batch.json`` (and a single image's CSV) records the format, so the reader
+encoded and decoded by ``helpers.stores.image_files``; every file is a standard image with its usual
+extension, which Pillow and image viewers open. ``batch.json`` (and a single image's CSV) records the format, so the reader
 is never told. Only PNG carries a checksum (per chunk, checked here); WebP, JPEG and JPEG 2000 files do not.
 """
 

@@ -477,10 +477,15 @@ def check_last_key(cursor: lmdb.Cursor, num_images: int, path: Path) -> None:
 def batch_compression(txn: lmdb.Transaction, path: Path) -> Compression | None:
     """The codec the batch record names (None: raw values); batch_record has checked the record."""
     compression = json.loads(bytes(txn.get(BATCH_KEY))).get("compression")
+    if compression is None:
+        return None
     try:
-        return None if compression is None else parse(compression)
+        parsed = parse(compression)
     except UnknownCodecError:
-        raise CorruptStoreError(f"{path}: unreadable batch record (compression {compression!r})") from None
+        parsed = None
+    if parsed is None or not parsed.standalone:  # values hold an image codec's bytes, never a filter's
+        raise CorruptStoreError(f"{path}: unreadable batch record (compression {compression!r})")
+    return parsed
 
 
 def compressed_chunks(

@@ -236,7 +236,8 @@ class ZarrStore(WritesPieces, Store):
         remove(partial)
         try:
             group = zarr.open_group(partial, mode="w-", attributes={"format": FORMAT, "label": label})
-            create_array(group, "image", image.shape, image.dtype, image.shape, compression=self.parsed_compression)[...] = image
+            create_array(group, "image", image.shape, image.dtype, image.shape,
+                         compression=self.parsed_compression)[...] = image
             if self.durable:
                 fsync_tree(partial)
         except BaseException:
