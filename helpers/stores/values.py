@@ -4,7 +4,8 @@ Raw layout (little-endian): magic ``ISR1``, dtype code (1 byte), number of dimen
 reserved, three uint32 dimensions (unused ones 0), int64 label, then the pixels in C order. Decoding
 checks every field, so a damaged or foreign value is reported instead of read as pixels. Nothing here is
 pickle: reading a value never runs code. A compressed value (``ISC1``, below) has the same fields plus the
-codec that encoded the pixels and the encoded length; ``decode_value`` reads either.
+codec that encoded the pixels and the encoded length; ``decode_value`` reads either. ``EncodedImages`` is a
+chunk whose images other processes encoded already, for the stores that keep one encoded value per image.
 """
 
 from __future__ import annotations
