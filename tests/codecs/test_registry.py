@@ -28,7 +28,8 @@ def test_is_lossy_answers_for_every_name_a_store_offers(name, lossy):
 
 def test_a_name_is_parsed_once_into_a_compression():
     compression = codecs.parse(" ZSTD ")
-    assert (compression.spec, compression.family, compression.name, compression.parameter) == ("zstd", "zstd", "zstd:3", 3)
+    described = (compression.spec, compression.family, compression.name, compression.parameter)
+    assert described == ("zstd", "zstd", "zstd:3", 3)
     assert not compression.lossy and compression.standalone
     assert compression.codec is codecs.get_codec("zstd") is compression.image_codec
     assert codecs.parse(compression) is compression

@@ -145,10 +145,8 @@ class StoreContract:
     #: 128 MiB the method may hold while writing.
     bounded_memory_totals: ClassVar[tuple[bool, ...]] = ()
     bounded_memory_extra: ClassVar[int] = 0
-    #: Whether a batch written from chunks has the file names store_many gives (HDF5 lays out a batch of
-    #: unknown size in chunks: the same one file, other internals; here all of them have the same names).
-    chunks_keep_file_names: ClassVar[bool] = True
-    #: For which ways of calling store_chunks (total declared or not) the batch is byte for byte store_many's.
+    #: For which ways of calling store_chunks (total declared or not) the method promises the batch is byte
+    #: for byte store_many's (every method promises the same file names).
     chunks_keep_bytes: ClassVar[tuple[bool, ...]] = ()
     #: Whether chunks encoded by other processes are written byte for byte as the store would write them.
     encoded_chunks_keep_bytes: ClassVar[bool] = False
@@ -457,8 +455,7 @@ class StoreContract:
         np.testing.assert_array_equal(read_images, images)
         np.testing.assert_array_equal(read_labels, labels)
         np.testing.assert_array_equal(chunked.read_indices([2_344, 0, 999, 1_000])[0], images[[2_344, 0, 999, 1_000]])
-        if self.chunks_keep_file_names:
-            assert file_bytes(chunked).keys() == file_bytes(serial).keys()
+        assert file_bytes(chunked).keys() == file_bytes(serial).keys()
         if bool(total) in self.chunks_keep_bytes:
             assert file_bytes(chunked) == file_bytes(serial)
 

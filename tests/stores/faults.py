@@ -31,7 +31,8 @@ def child_environment() -> dict[str, str]:
     """This environment, with the project and tests/ on the path as pytest has them (a method registered
     by a test module is imported there by its module path, and that module imports the test helpers)."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT), str(PROJECT / "tests"), env.get("PYTHONPATH", "")]))
+    paths = [str(PROJECT), str(PROJECT / "tests"), env.get("PYTHONPATH", "")]
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, paths))
     return env
 
 

@@ -97,7 +97,9 @@ def cut(images: np.ndarray, labels: np.ndarray, sizes: list[int]):
 
 
 def file_bytes(store) -> dict[str, bytes]:
-    """Every file of the store's batch by its path inside the batch."""
+    """Every file of the store's batch by its path inside the batch (a batch of one file by its name)."""
+    if store.batch_path.is_file():
+        return {store.batch_path.name: store.batch_path.read_bytes()}
     return {str(path.relative_to(store.batch_path)): path.read_bytes() for path in store.batch_path.rglob("*")
             if path.is_file()}
 

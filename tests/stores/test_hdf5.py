@@ -21,7 +21,6 @@ class TestHdf5(StoreContract):
     bounded_memory_totals = (False,)
     # Without a declared total the batch is chunked and resizable (HDF5 cannot grow a contiguous dataset):
     # the same file, other internals; with one it is laid out as store_many lays it out.
-    chunks_keep_file_names = False
     chunks_keep_bytes = (True,)
     damage_cases = [
         Damage("file-cut-in-half", batch_file(""), truncate_to_half, "read_many", 10),
