@@ -38,7 +38,7 @@ from helpers import datasets
 from helpers.core.errors import DatasetError, StorageReportError
 from helpers.codecs import get_codec
 from helpers.stores import Store, names, open_store
-from helpers.stores.codec import EncodedImages
+from helpers.stores.values import EncodedImages
 
 DEFAULT_CHUNK_IMAGES = 10_000
 SYNTHETIC = "synthetic"

@@ -17,7 +17,7 @@ from helpers.codecs import get_codec
 from helpers.convert import Source, SyntheticSource, convert, open_source, read_task
 from helpers.core.errors import DatasetError, ImageNotFoundError, IncompleteStoreError
 from helpers.stores import names, open_store
-from helpers.stores.codec import EncodedImages
+from helpers.stores.values import EncodedImages
 
 distributed = pytest.importorskip("distributed")
 

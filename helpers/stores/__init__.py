@@ -9,7 +9,8 @@ from collections.abc import Iterable
 import numpy as np
 
 from helpers.core.errors import ImageFormatError, UnknownMethodError
-from helpers.stores.base import Store, check_image_shape
+from helpers.stores.base import Store
+from helpers.stores.checks import check_image_shape
 
 # name -> "module:class"; imported on first use so an unused method's library need not load.
 REGISTRY: dict[str, str] = {

@@ -35,14 +35,13 @@ import numpy as np
 import pyarrow as pa
 
 from helpers.core import space
-from helpers.codecs import names as codec_names
 from helpers.core.errors import CorruptStoreError, StorageReportError
 from helpers.stores import arrow_table
+from helpers.stores.arrow_table import READ_ERRORS
 
 BATCH_BYTES = 64 * 1024 * 1024
 FILE_OVERHEAD = 16 * 1024  # magic, schema message, footer (measured: ~1.5 KiB)
 BATCH_OVERHEAD = 1024  # one record batch's message header and padding (measured: ~350 bytes)
-READ_ERRORS = (pa.ArrowException, OSError, ValueError, TypeError, KeyError, IndexError)
 
 
 def rows_per_batch(shape: tuple[int, ...], dtype: np.dtype) -> int:
@@ -72,7 +71,6 @@ class ArrowStore(arrow_table.TableStore):
     suffix = ".arrow"
 
     rows_per_part = staticmethod(rows_per_batch)
-    compressions = tuple(codec_names())
     write_file = staticmethod(write_parts)
 
     @classmethod

@@ -37,13 +37,17 @@ from typing import ClassVar, NamedTuple
 import numpy as np
 import pyarrow as pa
 
-from helpers.codecs import Codec, get_codec
+from helpers.codecs import Codec, get_codec, names as codec_names
 from helpers.core.errors import CorruptStoreError, ImageNotFoundError
 from helpers.core.files import preallocated, replaced_when_written
-from helpers.stores.base import AlignedBlocks, BatchReader, Store, check_stored
-from helpers.stores.codec import EncodedImages, decode_payloads, image_payloads
+from helpers.stores.base import BatchReader, Store
+from helpers.stores.checks import check_stored
+from helpers.stores.chunks import AlignedBlocks
+from helpers.stores.values import EncodedImages, decode_payloads, image_payloads
 
 FORMAT = "image-storage-report/1"
+#: What pyarrow raises for a damaged or foreign file, reported as CorruptStoreError by both readers.
+READ_ERRORS = (pa.ArrowException, OSError, ValueError, TypeError, KeyError, IndexError)
 RUN_BYTES = 16 << 20  # whole parts handed to the writer at a time (about this many bytes) from chunks
 METADATA_KEY = b"image-storage-report"
 
@@ -223,6 +227,7 @@ class TableStore(Store):
 
     #: The single images' file name suffix, e.g. ".parquet".
     suffix: ClassVar[str]
+    compressions = tuple(codec_names())  # any image codec: each value of the image column is one image
     encodes_each_image = True
 
     @staticmethod

@@ -15,8 +15,8 @@ The files are the same bytes whatever the number of processes.
 
 ``compression=`` picks the image file format: ``png:N`` (PNG at zlib level N, default Pillow's 6), lossless
 ``webp`` and ``jpeg2000`` (``.webp``, ``.jp2``), or lossy ``jpeg:Q`` and ``webp:Q`` (``.jpg``, ``.webp``),
-encoded and decoded with ``helpers.codecs``; every file is a standard image with its usual extension, which
-Pillow and image viewers open. ``batch.json`` (and a single image's CSV) records the format, so the reader
+encoded and decoded by ``helpers.stores.image_files``; every file is a standard image with its usual
+extension, which Pillow and image viewers open. ``batch.json`` (and a single image's CSV) records the format, so the reader
 is never told. Only PNG carries a checksum (per chunk, checked here); WebP, JPEG and JPEG 2000 files do not.
 """
 
@@ -31,14 +31,19 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
+from helpers import codecs
 from helpers.core import space
-from helpers.codecs import get_codec
-from helpers.core.errors import CorruptStoreError, ImageNotFoundError
-from helpers.core.pool import PARALLEL_THRESHOLD, in_pool, preload_in_workers, use_pool
+from helpers.core.errors import CorruptStoreError, ImageNotFoundError, UnknownCodecError
 from helpers.core.files import fsync_tree, remove, spread_subfolders, write_atomically, write_new_file
-from helpers.stores.base import AlignedBlocks, BatchReader, Store, check_count, check_image_shape, writing_name
+from helpers.core.pool import PARALLEL_THRESHOLD, in_pool, preload_in_workers, use_pool
+from helpers.stores.base import BatchReader, Store
+from helpers.stores.checks import check_count, check_image_shape
+from helpers.stores.chunks import AlignedBlocks
+from helpers.stores.image_files import (  # encode_png: the PNG bytes helpers.datasets.scans measures
+    decode_file, encode_file, encode_png, file_suffix, png_bound,
+)
+from helpers.stores.pieces import WritesPieces, writing_name
 
 READ_CHUNK_IMAGES = 256  # images per call when reading: reads share no folder lock, so any split works
 SHARD_IMAGES = 1000  # images per folder of a batch, and per call a pool worker handles
@@ -47,74 +52,8 @@ CSV_ROW_BYTES = 36  # a labels.csv row: "<image id up to 12 digits>,<int64 label
 
 preload_in_workers(__name__)  # the pool's workers run _write_range and _read_range
 
-
-def encode_png(image: np.ndarray, level: int | None = None) -> bytes:
-    buffer = io.BytesIO()
-    pixels = image[:, :, 0] if image.ndim == 3 and image.shape[2] == 1 else image
-    options = {} if level is None else {"compress_level": level}
-    Image.fromarray(pixels).save(buffer, format="PNG", **options)
-    return buffer.getvalue()
-
-
-def decode_png(path: Path, shape: tuple[int, ...], dtype: np.dtype, crc: int | None = None) -> np.ndarray:
-    """The pixels of one PNG, checked against the shape and dtype it was stored with (and ``crc``, the
-    CRC-32 of the whole file, when the caller knows it)."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise CorruptStoreError(f"{path}: file is missing from the store") from None
-    if crc is not None and zlib.crc32(data) != crc:
-        raise CorruptStoreError(
-            f"{path}: does not match the CRC-32 in its label file (damaged, or an interrupted store_single); "
-            f"store the image again"
-        )
-    check_png_chunks(data, path)
-    try:
-        with Image.open(io.BytesIO(data)) as picture:
-            pixels = np.asarray(picture)
-    except (OSError, ValueError, SyntaxError) as error:  # Pillow's ways of saying "damaged"
-        raise CorruptStoreError(f"{path}: not a readable PNG ({error})") from None
-    if pixels.dtype != dtype:  # 16-bit greyscale may come back as int32 mode "I"
-        pixels = pixels.astype(dtype)
-    if pixels.size != int(np.prod(shape)):
-        raise CorruptStoreError(f"{path}: holds an image of shape {pixels.shape}, expected {tuple(shape)}")
-    return pixels.reshape(shape)
-
-
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def check_png_chunks(data: bytes, path: Path) -> None:
-    """CorruptStoreError unless every chunk's CRC matches: Pillow checks them for the header chunks only,
-    so damaged image data could otherwise decode to other pixels without a word."""
-    if not data.startswith(PNG_SIGNATURE):
-        raise CorruptStoreError(f"{path}: not a PNG file (bad signature)")
-    view = memoryview(data)
-    position = len(PNG_SIGNATURE)
-    while position + 12 <= len(data):
-        length = int.from_bytes(view[position : position + 4], "big")
-        end = position + 8 + length
-        if end + 4 > len(data):
-            raise CorruptStoreError(f"{path}: PNG chunk at byte {position} runs past the end (truncated)")
-        if zlib.crc32(view[position + 4 : end]) != int.from_bytes(view[end : end + 4], "big"):
-            raise CorruptStoreError(f"{path}: PNG chunk at byte {position} fails its CRC (damaged)")
-        if bytes(view[position + 4 : position + 8]) == b"IEND":
-            return
-        position = end + 4
-    raise CorruptStoreError(f"{path}: PNG has no IEND chunk (truncated)")
-
-
-def png_bound(image_shape: tuple[int, ...], dtype: np.dtype) -> int:
-    """The largest PNG Pillow can write for this image: noise does not compress and PNG adds to it.
-
-    One filter byte per row, zlib's stored-block overhead (deflateBound: about n/4096 + n/16384 + 13),
-    IDAT chunk headers every 64 KiB, and the signature, IHDR and IEND chunks.
-    """
-    height, width = image_shape[:2]
-    filtered = int(np.prod(image_shape)) * dtype.itemsize + height
-    zlib_bound = filtered + (filtered >> 12) + (filtered >> 14) + 13
-    chunks = 12 * (zlib_bound // 65536 + 1)
-    return zlib_bound + chunks + 8 + 25 + 12 + 256  # 256: room for an ancillary chunk Pillow may add
+#: The image file formats ``compression=`` may name (files Pillow and image viewers open).
+FILE_FORMATS = ("png", "webp", "jpeg2000", "jpeg")
 
 
 def png_path(batch: Path, index: int, suffix: str = ".png") -> Path:
@@ -122,58 +61,29 @@ def png_path(batch: Path, index: int, suffix: str = ".png") -> Path:
     return Path(batch) / f"{index // SHARD_IMAGES:04d}" / f"{index}{suffix}"
 
 
-#: The image file formats ``compression=`` may name, with their usual extensions.
-FILE_SUFFIXES = {"png": ".png", "webp": ".webp", "jpeg2000": ".jp2", "jpeg": ".jpg"}
-
-
-def file_suffix(compression: str | None) -> str:
-    return FILE_SUFFIXES[(compression or "png").partition(":")[0]]
-
-
-def is_png(compression: str | None) -> bool:
-    return compression is None or compression.partition(":")[0] == "png"
-
-
-def encode_file(image: np.ndarray, compression: str | None) -> bytes:
-    """One image as the bytes of a file in the format ``compression`` names (None: Pillow's PNG)."""
-    if compression is None:
-        return encode_png(image)
-    image_codec = get_codec(compression)
-    return encode_png(image, image_codec.parameter) if is_png(compression) else image_codec.encode(image)
-
-
-def decode_file(path: Path, shape: tuple[int, ...], dtype: np.dtype, compression: str | None) -> np.ndarray:
-    """The pixels of one image file of the batch, checked against its shape and dtype."""
-    if is_png(compression):
-        return decode_png(path, shape, dtype)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise CorruptStoreError(f"{path}: file is missing from the store") from None
-    return get_codec(compression).decode(data, shape, dtype, str(path))
-
-
-def _write_range(folder: str, start: int, images: np.ndarray, compression: str | None = None) -> None:
+def _write_range(folder: str, start: int, images: np.ndarray, compression: codecs.Compression | None = None) -> None:
     """Images ``start`` onwards, all of one shard, into their shard folder of the batch ``folder``."""
     shard = png_path(folder, start).parent
     shard.mkdir(exist_ok=True)
     write_image_files(shard, start, images, compression)
 
 
-def write_image_files(shard: Path, start: int, images: np.ndarray, compression: str | None) -> None:
+def write_image_files(shard: Path, start: int, images: np.ndarray, compression: codecs.Compression | None) -> None:
     suffix = file_suffix(compression)
     for index, image in enumerate(images, start):
         write_new_file(shard / f"{index}{suffix}", encode_file(image, compression))
 
 
 def _read_range(
-    folder: str, start: int, stop: int, shape: tuple[int, ...], dtype: str, compression: str | None = None
+    folder: str, start: int, stop: int, shape: tuple[int, ...], dtype: str,
+    compression: codecs.Compression | None = None,
 ) -> np.ndarray:
     return _read_positions(folder, range(start, stop), shape, dtype, compression)
 
 
 def _read_positions(
-    folder: str, indices: Iterable[int], shape: tuple[int, ...], dtype: str, compression: str | None = None
+    folder: str, indices: Iterable[int], shape: tuple[int, ...], dtype: str,
+    compression: codecs.Compression | None = None,
 ) -> np.ndarray:
     indices = list(indices)
     out = np.empty((len(indices), *shape), dtype=dtype)
@@ -187,14 +97,14 @@ def bounds(n: int, size: int) -> list[tuple[int, int]]:
     return [(start, min(start + size, n)) for start in range(0, n, size)]
 
 
-class DiskStore(Store):
+class DiskStore(WritesPieces, Store):
     name = "disk"
     label = "PNG files"
     colour = "#1f77b4"
     choose_when = "PNG files when images must stay viewable and editable one by one"
     trade_off = "PNG compresses each image (zlib), costing CPU on every write and read; one file per image."
     batch_name = "many"
-    compressions = tuple(FILE_SUFFIXES)
+    compressions = FILE_FORMATS
     native_compression = "png:6"  # Pillow's default zlib level
 
     def __init__(
@@ -219,10 +129,10 @@ class DiskStore(Store):
         return int(n_images) + shards + 3  # a PNG per image, a folder per shard, labels.csv, batch.json, many/
 
     def _store_single(self, image: np.ndarray, image_id: int, label: int) -> None:
-        png = self.single_path(image_id, file_suffix(self.compression))
+        png = self.single_path(image_id, file_suffix(self.parsed_compression))
         meta = self.single_path(image_id, ".csv")
         png.parent.mkdir(exist_ok=True)
-        data = encode_file(image, self.compression)
+        data = encode_file(image, self.parsed_compression)
         write_atomically(png, data, self.durable)
         # The PNG's CRC-32 ties the two files together: a crash between the two renames leaves a new PNG
         # with an old label, which the reader then refuses instead of pairing them.
@@ -243,14 +153,12 @@ class DiskStore(Store):
         try:
             label, shape, dtype = int(rows[1][0]), parse_shape(rows[1][1]), np.dtype(rows[1][2])
             crc = int(rows[1][3])
-            compression = rows[1][4] if len(rows[1]) > 4 else None
+            compression = self.parse_compression(rows[1][4]) if len(rows[1]) > 4 else None
             check_image_shape(shape, dtype)
-        except (IndexError, ValueError, TypeError) as error:
+        except (IndexError, ValueError, TypeError) as error:  # an unknown format is an UnknownCodecError
             raise CorruptStoreError(f"{meta}: not a label file of this library ({error})") from None
         path = self.single_path(image_id, file_suffix(compression))
-        if is_png(compression):
-            return decode_png(path, shape, dtype, crc), label
-        return decode_single_file(path, shape, dtype, compression, crc), label
+        return decode_file(path, shape, dtype, compression, crc), label
 
     def _write_chunks(
         self, path: Path, chunks: Iterator[tuple[np.ndarray, np.ndarray]], total: int | None
@@ -269,12 +177,12 @@ class DiskStore(Store):
                 zip(range(start, start + len(labels)), labels.tolist())))
             planned = total if total is not None else PARALLEL_THRESHOLD  # unknown: assume worth a pool
             if use_pool(self.workers, planned, -(-planned // SHARD_IMAGES) if total else 2):
-                calls = ((str(path), start, images, self.compression) for start, images, _ in shards)
+                calls = ((str(path), start, images, self.parsed_compression) for start, images, _ in shards)
                 for _ in in_pool(_write_range, calls, self.workers):
                     pass
             else:
                 for start, images, _ in shards:
-                    _write_range(str(path), start, images, self.compression)
+                    _write_range(str(path), start, images, self.parsed_compression)
         write_batch_description(path, shards.count, shards.shape, shards.dtype, self.compression)
 
     # A piece is one shard folder, written under a temporary name and renamed when complete, with its
@@ -298,7 +206,7 @@ class DiskStore(Store):
         remove(temporary)
         temporary.mkdir()
         try:
-            write_image_files(temporary, index * SHARD_IMAGES, images, self.compression)
+            write_image_files(temporary, index * SHARD_IMAGES, images, self.parsed_compression)
             np.save(temporary / PIECE_LABELS, labels)
             if self.durable:
                 fsync_tree(temporary)
@@ -389,7 +297,7 @@ def read_batch_description(path: Path) -> tuple[int, tuple[int, ...], np.dtype]:
 class PngReader(BatchReader):
     """The labels read once; each image is its own PNG file, opened and decoded when asked for."""
 
-    def __init__(self, path: Path, workers: int, compression: str | None = None) -> None:
+    def __init__(self, path: Path, workers: int, compression: codecs.Compression | None = None) -> None:
         count, shape, dtype = read_batch_description(path)
         super().__init__(path, count, shape, dtype)
         self.labels = DiskStore._read_labels(path / "labels.csv", count)
@@ -435,26 +343,13 @@ def parse_shape(text: str) -> tuple[int, ...]:
 
 
 # -- other image file formats (compression=) ------------------------------------------------------------
-def recorded_compression(path: Path) -> str | None:
+def recorded_compression(path: Path) -> codecs.Compression | None:
     """The file format batch.json names (None: PNG at Pillow's default level); read_batch_description
     has checked the file."""
     compression = json.loads((path / "batch.json").read_text()).get("compression")
-    if compression is not None and (not isinstance(compression, str)
-                                    or compression.partition(":")[0] not in FILE_SUFFIXES):
-        raise CorruptStoreError(f"{path / 'batch.json'}: names an unknown file format {compression!r}")
-    return compression
-
-
-def decode_single_file(
-    path: Path, shape: tuple[int, ...], dtype: np.dtype, compression: str, crc: int
-) -> np.ndarray:
-    """A single WebP, JPEG or JPEG 2000 image, checked against the CRC-32 its label file keeps."""
+    if compression is None:
+        return None
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise CorruptStoreError(f"{path}: file is missing from the store") from None
-    if zlib.crc32(data) != crc:
-        raise CorruptStoreError(f"{path}: does not match the CRC-32 in its label file; store the image again")
-    return get_codec(compression).decode(data, shape, dtype, str(path))
-
-
+        return DiskStore.parse_compression(compression)
+    except UnknownCodecError:
+        raise CorruptStoreError(f"{path / 'batch.json'}: names an unknown file format {compression!r}") from None

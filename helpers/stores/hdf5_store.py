@@ -47,10 +47,11 @@ import imagecodecs
 import numpy as np
 
 from helpers.core import space
-from helpers.codecs import BLOSC_COMPRESSOR, BLOSC_LEVELS
-from helpers.core.errors import CorruptStoreError, ImageNotFoundError, StorageReportError, UnknownCodecError
+from helpers.codecs import BLOSC_COMPRESSOR, Compression
+from helpers.core.errors import CorruptStoreError, ImageNotFoundError, StorageReportError
 from helpers.core.files import replaced_when_written
-from helpers.stores.base import BatchReader, Store, check_count, check_stored, wants_readahead
+from helpers.stores.base import BatchReader, Store, wants_readahead
+from helpers.stores.checks import check_count, check_stored
 
 FORMAT = "image-storage-report/1"
 FILE_OVERHEAD = 16 * 1024  # superblock, object headers, attributes of one file (measured: ~6 KiB)
@@ -93,13 +94,6 @@ class Hdf5Store(Store):
     trade_off = "HDF5 writes the whole batch as one contiguous array: one bulk copy, a small fixed header."
     batch_name = "many.h5"
     compressions = ("gzip", "lzf", "zstd", "blosc")
-
-    @classmethod
-    def check_compression(cls, compression: object) -> str | None:
-        compression = super().check_compression(compression)
-        if compression is not None:
-            filter_options(compression)  # a gzip level out of range, or lzf with one, is refused here
-        return compression
 
     @classmethod
     def space_needed(cls, n_images: int, image_shape: tuple[int, ...], dtype: np.dtype, single: bool) -> int:
@@ -164,7 +158,7 @@ class Hdf5Store(Store):
         """``create_dataset`` arguments for the images: none (contiguous) or one compressed chunk per image."""
         if self.compression is None:
             return {}
-        return {"chunks": (1, *image_shape) if batch else image_shape, **filter_options(self.compression)}
+        return {"chunks": (1, *image_shape) if batch else image_shape, **filter_options(self.parsed_compression)}
 
     def _read_batch(self, path: Path, num_images: int) -> tuple[np.ndarray, np.ndarray]:
         try:
@@ -346,23 +340,14 @@ def check_format(file: h5py.File, path: Path) -> None:
         )
 
 
-FILTER_LEVELS = {"gzip": (0, 9, 4), "zstd": (1, 22, 3), "blosc": BLOSC_LEVELS}  # smallest, largest, default
-
-
-def filter_options(compression: str) -> dict:
-    """h5py ``create_dataset`` arguments for one of Hdf5Store.compressions; UnknownCodecError if malformed."""
-    family, _, level_text = compression.partition(":")
-    if family == "lzf":
-        if level_text:
-            raise UnknownCodecError(f"compression {compression!r}: lzf takes no level; use 'lzf'")
-        return {"compression": "lzf"}
-    low, high, level = FILTER_LEVELS[family]
-    if level_text:
-        if not level_text.isdigit() or not low <= int(level_text) <= high:
-            raise UnknownCodecError(f"compression {compression!r}: the {family} level must be from {low} to {high}")
-        level = int(level_text)
-    if family == "gzip":
+def filter_options(compression: Compression) -> dict:
+    """h5py ``create_dataset`` arguments for one of Hdf5Store.compressions, at the level ``helpers.codecs``
+    parsed (its ranges and defaults are the codecs' own: gzip 0-9, default 4, as h5py)."""
+    level = compression.parameter
+    if compression.family == "gzip":
         return {"compression": "gzip", "compression_opts": level}
-    if family == "zstd":
+    if compression.family == "lzf":
+        return {"compression": "lzf"}
+    if compression.family == "zstd":
         return dict(hdf5plugin.Zstd(clevel=level))
     return dict(hdf5plugin.Blosc(cname=BLOSC_COMPRESSOR, clevel=level, shuffle=hdf5plugin.Blosc.BITSHUFFLE))

@@ -1,4 +1,4 @@
-"""LMDB: one key per image (``%08d``), each value a small header plus the raw pixels (see codec).
+"""LMDB: one key per image (``%08d``), each value a small header plus the raw pixels (see ``values``).
 
 Single images live in the environment ``single.lmdb``; a batch in ``many.lmdb``, written in one write
 transaction with keys in append order and a ``__batch__`` record (count, shape, dtype) that sorts after
@@ -13,12 +13,12 @@ small values, such as CIFAR-10's 3 KiB, are read with ``readahead=False`` (the m
 about 3x faster for cold random 3 KiB reads); values over 16 KiB keep the kernel's read-ahead, which then
 fetches the value's consecutive overflow pages in one request (measured about 3.5x faster than page by page
 for 512 KiB values).
-With ``compression=`` (any codec of ``helpers.codecs``) each value is a compressed value of ``codec``
+With ``compression=`` (any codec of ``helpers.codecs``) each value is a compressed value of ``values``
 (header, codec byte, encoded length, encoded image) and the batch record names the codec with its level;
 a reader finds the codec there and in each value, so it is never told (a store opened with another
 ``compression=``, or none, reads what was recorded). The raw path is untouched: compressed batches have
 their own reader (``CompressedLmdbReader``) and bulk read (``read_compressed_values``), which decode a
-chunk or a mini-batch of values at once (``codec.decode_batch_values``).
+chunk or a mini-batch of values at once (``values.decode_batch_values``).
 """
 
 from __future__ import annotations
@@ -35,14 +35,15 @@ import lmdb
 import numpy as np
 
 from helpers.core import space
-from helpers.codecs import Codec, get_codec, names as codec_names
-from helpers.core.errors import CorruptStoreError, ImageNotFoundError
-from helpers.stores import codec
-from helpers.stores.base import BatchReader, Store, check_count, check_image_shape, wants_readahead
+from helpers.codecs import Codec, Compression, names as codec_names, parse
+from helpers.core.errors import CorruptStoreError, ImageNotFoundError, UnknownCodecError
+from helpers.stores import values
+from helpers.stores.base import BatchReader, Store, wants_readahead
+from helpers.stores.checks import check_count, check_image_shape
 
 BATCH_KEY = b"__batch__"
 CHUNK = 1024  # images per buffer when encoding or decoding a batch
-LABEL = slice(codec.HEADER_SIZE - 8, codec.HEADER_SIZE)  # where each header keeps its int64 label
+LABEL = slice(values.HEADER_SIZE - 8, values.HEADER_SIZE)  # where each header keeps its int64 label
 unpack_label = struct.Struct("<q").unpack_from  # (label,) from a value at offset LABEL.start
 PAGE = 4096
 MIN_MAP_SIZE = 1 << 20
@@ -137,7 +138,7 @@ class LmdbStore(Store):
 
     @classmethod
     def space_needed(cls, n_images: int, image_shape: tuple[int, ...], dtype: np.dtype, single: bool) -> int:
-        value = codec.HEADER_SIZE + int(np.prod(image_shape)) * dtype.itemsize
+        value = values.HEADER_SIZE + int(np.prod(image_shape)) * dtype.itemsize
         # A value of more than about half a page gets whole overflow pages: key, node and page headers too.
         pages_per_value = -(-(value + 16 + 16) // space.BLOCK)
         leaves_and_branches = space.round_to_blocks(n_images * 2 * (8 + 16))  # pointers, half-full pages
@@ -153,7 +154,7 @@ class LmdbStore(Store):
         return self.root / "single.lmdb"
 
     def _store_single(self, image: np.ndarray, image_id: int, label: int) -> None:
-        value = codec.encode_value(image, label, self.image_codec)
+        value = values.encode_value(image, label, self.image_codec)
         self.single_path.mkdir(exist_ok=True)
         needed = map_size_for(len(value), 1)
         with open_environment(self.single_path, write=True, map_size=needed, sync=self.durable) as env:
@@ -168,7 +169,7 @@ class LmdbStore(Store):
             value = txn.get(image_key(image_id))
         if value is None:
             raise ImageNotFoundError(f"no image with id {image_id} in {self.single_path}")
-        return codec.decode_value(value, f"{self.single_path} key {image_key(image_id).decode()}")
+        return values.decode_value(value, f"{self.single_path} key {image_key(image_id).decode()}")
 
     def _write_chunks(
         self, path: Path, chunks: Iterator[tuple[np.ndarray, np.ndarray]], total: int | None
@@ -192,7 +193,7 @@ class LmdbStore(Store):
                 if env is None:
                     shape, dtype = images.shape[1:], images.dtype
                     # raw size: an upper bound for compressed values too (the map grows if a codec expands)
-                    record_size = codec.HEADER_SIZE + int(np.prod(shape)) * dtype.itemsize
+                    record_size = values.HEADER_SIZE + int(np.prod(shape)) * dtype.itemsize
                     planned = total or len(images)
                     env = self._open_for_writing(path, map_size_for(planned * record_size, planned))
                 needed = map_size_for((count + len(images)) * record_size, count + len(images))
@@ -286,8 +287,8 @@ class LmdbReader(BatchReader):
         super().__init__(path, count, shape, dtype)
         self.compression = batch_compression(self.txn, path)  # None: raw values (CompressedLmdbReader)
         self.inode = data_inode(path)
-        self.header = codec.encode_header(shape, dtype, 0)[: LABEL.start]
-        self.value_size = codec.HEADER_SIZE + int(np.prod(shape)) * self.dtype.itemsize
+        self.header = values.encode_header(shape, dtype, 0)[: LABEL.start]
+        self.value_size = values.HEADER_SIZE + int(np.prod(shape)) * self.dtype.itemsize
         self.pixel_count = int(np.prod(shape))
         self.readahead = wants_readahead(self.value_size)
         if self.readahead:
@@ -311,7 +312,7 @@ class LmdbReader(BatchReader):
         value = self.get(b"%08d" % index)
         if value is None or len(value) != self.value_size or value[: LABEL.start] != self.header:
             raise self.damaged(index)
-        image = np.frombuffer(value, self.dtype, self.pixel_count, codec.HEADER_SIZE).reshape(self.shape)
+        image = np.frombuffer(value, self.dtype, self.pixel_count, values.HEADER_SIZE).reshape(self.shape)
         return image.copy(), unpack_label(value, LABEL.start)[0]
 
     def read_indices(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -367,8 +368,8 @@ def put_chunk(
     """Put images ``first``, ``first + 1``, ... with their labels (compressed by ``image_codec`` if given),
     in append order."""
     cursor = txn.cursor()
-    values = encoded_chunks(images, labels) if image_codec is None else compressed_chunks(images, labels, image_codec)
-    for start, records in values:
+    encoded = encoded_chunks(images, labels) if image_codec is None else compressed_chunks(images, labels, image_codec)
+    for start, records in encoded:
         cursor.putmulti(zip(batch_keys(first + start, first + start + len(records)), records), append=True)
 
 
@@ -381,16 +382,16 @@ def encoded_chunks(images: np.ndarray, labels: np.ndarray) -> Iterator[tuple[int
 
     The values are views of one reused buffer: LMDB copies each value when it is put.
     """
-    header = np.frombuffer(codec.encode_header(images.shape[1:], images.dtype, 0), dtype=np.uint8)
+    header = np.frombuffer(values.encode_header(images.shape[1:], images.dtype, 0), dtype=np.uint8)
     pixels = images.reshape(len(images), -1).view(np.uint8)
     label_bytes = labels.astype("<i8").view(np.uint8).reshape(-1, 8)
-    chunk = np.empty((CHUNK, codec.HEADER_SIZE + pixels.shape[1]), dtype=np.uint8)
-    chunk[:, : codec.HEADER_SIZE] = header
+    chunk = np.empty((CHUNK, values.HEADER_SIZE + pixels.shape[1]), dtype=np.uint8)
+    chunk[:, : values.HEADER_SIZE] = header
     slots = record_slots(chunk)
     for start in range(0, len(images), CHUNK):
         stop = min(start + CHUNK, len(images))
         chunk[: stop - start, LABEL] = label_bytes[start:stop]
-        chunk[: stop - start, codec.HEADER_SIZE :] = pixels[start:stop]
+        chunk[: stop - start, values.HEADER_SIZE :] = pixels[start:stop]
         yield start, slots[: stop - start]
 
 
@@ -414,7 +415,7 @@ def unpack_records(
     damaged = (records[:, : LABEL.start] != expected).any(axis=1)
     if damaged.any():
         raise CorruptStoreError(damage(int(np.flatnonzero(damaged)[0])))
-    pixels[:] = records[:, codec.HEADER_SIZE :]
+    pixels[:] = records[:, values.HEADER_SIZE :]
     labels[:] = records[:, LABEL].copy().view("<i8").reshape(-1)
 
 
@@ -427,78 +428,93 @@ def read_values(txn: lmdb.Transaction, path: Path, num_images: int, shape: tuple
     images = np.empty((num_images, *shape), dtype=dtype)
     labels = np.empty(num_images, dtype=np.int64)
     pixels = images.reshape(num_images, -1).view(np.uint8)
-    chunk = np.empty((CHUNK, codec.HEADER_SIZE + pixels.shape[1]), dtype=np.uint8)
+    chunk = np.empty((CHUNK, values.HEADER_SIZE + pixels.shape[1]), dtype=np.uint8)
     slots = record_slots(chunk)
-    expected_header = codec.encode_header(shape, dtype, 0)
-    cursor = txn.cursor()
-    if not cursor.first() or bytes(cursor.key()) != image_key(0):
-        raise CorruptStoreError(f"{path}: the first image key {image_key(0)!r} is missing")
-    values = cursor.iternext(keys=False, values=True)
+    expected_header = values.encode_header(shape, dtype, 0)
+    cursor, stored = values_from_first_key(txn, path)
     for start in range(0, num_images, CHUNK):
         stop = min(start + CHUNK, num_images)
         copied = 0
-        for slot, value in zip(slots[: stop - start], values):
+        for slot, value in zip(slots[: stop - start], stored):
             if len(value) != len(slot):
                 raise CorruptStoreError(
                     f"{path}: value {start + copied} is {len(value)} bytes, expected {len(slot)}"
                 )
             slot[:] = value
             copied += 1
-        if copied != stop - start:
-            raise CorruptStoreError(f"{path}: found {start + copied} images, the batch record promises {num_images}")
+        check_found(start + copied, stop, num_images, path)
         unpack_records(chunk[:copied], expected_header, pixels[start:stop], labels[start:stop],
                        lambda row: f"{path}: the value of key {image_key(start + row).decode()} has a damaged header")
+    check_last_key(cursor, num_images, path)
+    return images, labels
+
+
+# The walk of a bulk read, raw or compressed: from key 0, CHUNK values at a time, each chunk checked to be
+# whole, ending at key n - 1. What is done with a chunk differs (a copy into a reused buffer, a batch decode).
+def values_from_first_key(txn: lmdb.Transaction, path: Path) -> tuple[lmdb.Cursor, Iterator[memoryview]]:
+    """The cursor on key 0, and the values from there on in key order; CorruptStoreError if key 0 is missing."""
+    cursor = txn.cursor()
+    if not cursor.first() or bytes(cursor.key()) != image_key(0):
+        raise CorruptStoreError(f"{path}: the first image key {image_key(0)!r} is missing")
+    return cursor, cursor.iternext(keys=False, values=True)
+
+
+def check_found(found: int, wanted: int, num_images: int, path: Path) -> None:
+    """CorruptStoreError if the walk ended after ``found`` values where the chunk needed ``wanted``."""
+    if found != wanted:
+        raise CorruptStoreError(f"{path}: found {found} images, the batch record promises {num_images}")
+
+
+def check_last_key(cursor: lmdb.Cursor, num_images: int, path: Path) -> None:
     # Keys are unique and sorted: n values from key 0 ending at key n-1 are exactly keys 0..n-1.
     if bytes(cursor.key()) != image_key(num_images - 1):
         raise CorruptStoreError(
             f"{path}: image {num_images - 1} was read from key {bytes(cursor.key())!r}; keys are missing or foreign"
         )
-    return images, labels
 
 
 # -- compressed batches ---------------------------------------------------------------------------------
-def batch_compression(txn: lmdb.Transaction, path: Path) -> str | None:
+def batch_compression(txn: lmdb.Transaction, path: Path) -> Compression | None:
     """The codec the batch record names (None: raw values); batch_record has checked the record."""
     compression = json.loads(bytes(txn.get(BATCH_KEY))).get("compression")
-    if compression is not None and not isinstance(compression, str):
+    if compression is None:
+        return None
+    try:
+        parsed = parse(compression)
+    except UnknownCodecError:
+        parsed = None
+    if parsed is None or not parsed.standalone:  # values hold an image codec's bytes, never a filter's
         raise CorruptStoreError(f"{path}: unreadable batch record (compression {compression!r})")
-    return compression
+    return parsed
 
 
 def compressed_chunks(
-    images: np.ndarray | codec.EncodedImages, labels: np.ndarray, image_codec: Codec
+    images: np.ndarray | values.EncodedImages, labels: np.ndarray, image_codec: Codec
 ) -> Iterator[tuple[int, list[bytes]]]:
     """(first index, one compressed value per image) for successive chunks of CHUNK images."""
     shape, dtype = images.shape[1:], images.dtype
     for start in range(0, len(images), CHUNK):
         stop = min(start + CHUNK, len(images))
         yield start, [
-            codec.compressed_value(payload, shape, dtype, image_codec.family, label)
-            for payload, label in zip(codec.image_payloads(images[start:stop], image_codec), labels[start:stop].tolist())
+            values.compressed_value(payload, shape, dtype, image_codec, label)
+            for payload, label in zip(values.image_payloads(images[start:stop], image_codec), labels[start:stop].tolist())
         ]
 
 
 def read_compressed_values(reader: LmdbReader, num_images: int) -> tuple[np.ndarray, np.ndarray]:
     """The first ``num_images`` of a compressed batch, walking the cursor from key 0, CHUNK values at a time."""
-    cursor = reader.txn.cursor()
-    if not cursor.first() or bytes(cursor.key()) != image_key(0):
-        raise CorruptStoreError(f"{reader.path}: the first image key {image_key(0)!r} is missing")
-    values = cursor.iternext(keys=False, values=True)
+    cursor, stored = values_from_first_key(reader.txn, reader.path)
     images = np.empty((num_images, *reader.shape), dtype=reader.dtype)
     labels = np.empty(num_images, dtype=np.int64)
-    image_codec = get_codec(reader.compression)
+    image_codec = reader.compression.image_codec
     for start in range(0, num_images, CHUNK):
-        chunk = list(itertools.islice(values, min(CHUNK, num_images - start)))
-        if start + len(chunk) < min(start + CHUNK, num_images):
-            raise CorruptStoreError(
-                f"{reader.path}: found {start + len(chunk)} images, the batch record promises {num_images}"
-            )
-        images[start : start + len(chunk)], labels[start : start + len(chunk)] = codec.decode_batch_values(
+        stop = min(start + CHUNK, num_images)
+        chunk = list(itertools.islice(stored, stop - start))
+        check_found(start + len(chunk), stop, num_images, reader.path)
+        images[start:stop], labels[start:stop] = values.decode_batch_values(
             chunk, reader.shape, reader.dtype, image_codec, lambda position: reader.where(start + position)
         )
-    # Keys are unique and sorted: n values from key 0 ending at key n-1 are exactly keys 0..n-1.
-    if bytes(cursor.key()) != image_key(num_images - 1):
-        raise CorruptStoreError(f"{reader.path}: image {num_images - 1} was read from key {bytes(cursor.key())!r}")
+    check_last_key(cursor, num_images, reader.path)
     return images, labels
 
 
@@ -509,7 +525,7 @@ class CompressedLmdbReader(BatchReader):
     def __init__(self, raw: LmdbReader) -> None:
         super().__init__(raw.path, raw.count, raw.shape, raw.dtype)
         self.raw = raw
-        self.image_codec = get_codec(raw.compression)
+        self.image_codec = raw.compression.image_codec
 
     @property
     def closed(self) -> bool:  # type: ignore[override]
@@ -523,9 +539,9 @@ class CompressedLmdbReader(BatchReader):
         get = self.raw.txn.get
         # Keys formatted one at a time, as the raw reader does: a CIFAR epoch measured 3% faster than
         # with batch_key_list's array formatting.
-        values = [get(b"%08d" % index) for index in indices.tolist()]
-        return codec.decode_batch_values(
-            values, self.shape, self.dtype, self.image_codec, lambda position: self.raw.where(int(indices[position]))
+        found = [get(b"%08d" % index) for index in indices.tolist()]
+        return values.decode_batch_values(
+            found, self.shape, self.dtype, self.image_codec, lambda position: self.raw.where(int(indices[position]))
         )
 
     def close(self) -> None:

@@ -20,7 +20,8 @@ import numpy as np
 from helpers.core import space
 from helpers.core.errors import CorruptStoreError, ImageNotFoundError, StorageReportError
 from helpers.core.files import replaced_when_written
-from helpers.stores.base import BatchReader, Store, check_count, check_stored
+from helpers.stores.base import BatchReader, Store
+from helpers.stores.checks import check_count, check_stored
 
 
 def load_array(path: Path, mmap: bool = False) -> np.ndarray:

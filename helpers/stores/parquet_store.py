@@ -80,14 +80,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from helpers.core import space
-from helpers.codecs import names as codec_names
 from helpers.core.errors import CorruptStoreError, StorageReportError
 from helpers.stores import arrow_table
+from helpers.stores.arrow_table import READ_ERRORS
 
 ROW_GROUP_BYTES = 768 * 1024
 FILE_OVERHEAD = 16 * 1024  # magic, footer, schema and metadata of a file (measured: ~2 KiB for one row)
 GROUP_OVERHEAD = 1024  # column chunk metadata and page headers of one row group (measured: ~600 bytes)
-READ_ERRORS = (pa.ArrowException, OSError, ValueError, TypeError, KeyError, IndexError)
 
 
 def rows_per_group(shape: tuple[int, ...], dtype: np.dtype) -> int:
@@ -139,7 +138,6 @@ class ParquetStore(arrow_table.TableStore):
     suffix = ".parquet"
 
     rows_per_part = staticmethod(rows_per_group)
-    compressions = tuple(codec_names())
     write_file = staticmethod(write_parts)
 
     @classmethod

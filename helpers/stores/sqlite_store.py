@@ -76,8 +76,9 @@ import numpy as np
 
 from helpers.codecs import get_codec, names as codec_names
 from helpers.core.errors import CorruptStoreError, ImageNotFoundError, StorageReportError
-from helpers.stores.base import BatchReader, Store, check_stored
-from helpers.stores.codec import image_payloads
+from helpers.stores.base import BatchReader, Store
+from helpers.stores.checks import check_stored
+from helpers.stores.values import image_payloads
 
 FORMAT = "image-storage-report/1"
 PAGE_SIZE = 65536

@@ -24,12 +24,11 @@ import numpy as np
 
 from helpers.codecs import Codec, get_codec
 from helpers.core.errors import CorruptStoreError
-from helpers.stores.base import BatchReader, check_image_shape
-from helpers.stores.codec import EncodedImages, decode_payloads, image_payloads
+from helpers.stores.base import BatchReader
+from helpers.stores.checks import check_image_shape
+from helpers.stores.values import EncodedImages, decode_payloads, image_payloads
 
 BATCH_FILE = "batch.json"
-SUFFIXES = {"png": ".png", "jpeg": ".jpg", "webp": ".webp", "jpeg2000": ".jp2", "jpegls": ".jls",
-            "zstd": ".zst", "blosc": ".blosc"}
 LABEL_TEXT = 20
 
 
@@ -79,7 +78,7 @@ def add_samples(
     key_digits: int, shard: int,
 ) -> np.ndarray:
     """Samples ``first``, ``first + 1``, ... appended to the open shard ``shard``; their index rows."""
-    suffix = SUFFIXES[image_codec.family]
+    suffix = image_codec.suffix
     rows = np.empty((len(images), 4), dtype=np.int64)
     rows[:, 0] = shard
     for position, (payload, label) in enumerate(zip(image_payloads(images, image_codec), labels.tolist())):

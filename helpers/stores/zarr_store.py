@@ -72,12 +72,13 @@ import zarr
 from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
 
 from helpers.core import space
-from helpers.codecs import BLOSC_COMPRESSOR, BLOSC_LEVELS
+from helpers.codecs import BLOSC_COMPRESSOR, Compression
 from helpers.core.errors import CorruptStoreError, ImageNotFoundError, StorageReportError
 from helpers.core.files import fsync_path, fsync_tree, remove
-from helpers.stores.base import (
-    PARTIAL_SUFFIX, REMOVING_SUFFIX, AlignedBlocks, BatchReader, Store, check_stored, writing_name,
-)
+from helpers.stores.base import PARTIAL_SUFFIX, REMOVING_SUFFIX, BatchReader, Store
+from helpers.stores.checks import check_stored
+from helpers.stores.chunks import AlignedBlocks
+from helpers.stores.pieces import WritesPieces, writing_name
 
 FORMAT = "image-storage-report/1"
 CHUNK_BYTES = 384 * 1024  # bytes of pixels per chunk (see the table above)
@@ -121,19 +122,18 @@ def expected_shard_sizes(count: int, per_chunk: int, per_shard: int, chunk_bytes
     return sizes
 
 
-def compressors(compression: str | None) -> list:
-    """The bytes-to-bytes codecs of an images array: the ``compression`` codec (if any), then CRC-32C."""
+def compressors(compression: Compression | None) -> list:
+    """The bytes-to-bytes codecs of an images array: the ``compression`` codec (if any), then CRC-32C; the
+    levels are those of ``helpers.codecs``' zstd and blosc."""
     if compression is None:
         return [Crc32cCodec()]
-    family, _, level = compression.partition(":")
-    if family == "zstd":
-        return [ZstdCodec(level=int(level or 3)), Crc32cCodec()]
-    clevel = int(level) if level else BLOSC_LEVELS[2]
-    return [BloscCodec(cname=BLOSC_COMPRESSOR, clevel=clevel, shuffle="bitshuffle"), Crc32cCodec()]
+    if compression.family == "zstd":
+        return [ZstdCodec(level=compression.parameter), Crc32cCodec()]
+    return [BloscCodec(cname=BLOSC_COMPRESSOR, clevel=compression.parameter, shuffle="bitshuffle"), Crc32cCodec()]
 
 
 def create_array(group: zarr.Group, name: str, shape: tuple[int, ...], dtype: np.dtype, chunks: tuple[int, ...],
-                 shards: tuple[int, ...] | None = None, compression: str | None = None) -> zarr.Array:
+                 shards: tuple[int, ...] | None = None, compression: Compression | None = None) -> zarr.Array:
     """An empty array of this library's layout, every chunk written even if all zeros."""
     return group.create_array(
         name, shape=shape, dtype=dtype, chunks=chunks, shards=shards, filters=None,
@@ -195,7 +195,7 @@ def open_tensorstore(array_path: Path):
         raise CorruptStoreError(f"{array_path}: TensorStore cannot open the array ({error})") from None
 
 
-class ZarrStore(Store):
+class ZarrStore(WritesPieces, Store):
     name = "zarr"
     label = "Zarr"
     colour = "#9467bd"
@@ -236,7 +236,8 @@ class ZarrStore(Store):
         remove(partial)
         try:
             group = zarr.open_group(partial, mode="w-", attributes={"format": FORMAT, "label": label})
-            create_array(group, "image", image.shape, image.dtype, image.shape, compression=self.compression)[...] = image
+            create_array(group, "image", image.shape, image.dtype, image.shape,
+                         compression=self.parsed_compression)[...] = image
             if self.durable:
                 fsync_tree(partial)
         except BaseException:
@@ -301,7 +302,7 @@ class ZarrStore(Store):
         per_chunk, per_shard = layout(total or UNBOUNDED, image_shape, dtype.itemsize, compressed)
         group = zarr.open_group(path, mode="w-", attributes=self.group_attributes())
         images_array = create_array(group, "images", (total or 0, *image_shape), dtype, (per_chunk, *image_shape),
-                                    shards=(per_shard, *image_shape), compression=self.compression)
+                                    shards=(per_shard, *image_shape), compression=self.parsed_compression)
         labels_parts: list[np.ndarray] = []
         blocks = AlignedBlocks(itertools.chain(head, chunks), per_shard)
         for start, images, labels in blocks:
@@ -333,7 +334,7 @@ class ZarrStore(Store):
         try:
             group = zarr.open_group(scratch, mode="w-")
             create_array(group, "images", images.shape, images.dtype, (per_chunk, *image_shape),
-                         shards=(per_shard, *image_shape), compression=self.compression)[...] = images
+                         shards=(per_shard, *image_shape), compression=self.parsed_compression)[...] = images
             np.save(scratch / PIECE_LABELS, labels)
             shard = scratch / "images" / shard_name(0, images.ndim)
             if self.durable:
@@ -354,7 +355,7 @@ class ZarrStore(Store):
         per_chunk, per_shard = layout(count, image_shape, dtype.itemsize, self.compression is not None)
         group = zarr.open_group(partial, mode="a", attributes=self.group_attributes())
         create_array(group, "images", (count, *image_shape), dtype, (per_chunk, *image_shape),
-                     shards=(per_shard, *image_shape), compression=self.compression)
+                     shards=(per_shard, *image_shape), compression=self.parsed_compression)
         create_array(group, "labels", labels.shape, labels.dtype, labels.shape)[...] = labels
         for index in pieces:
             (partial / piece_labels_name(index)).unlink()

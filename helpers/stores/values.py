@@ -1,21 +1,21 @@
-"""Raw image bytes with a small explicit header: what one stored value looks like.
+"""What one stored value looks like: raw image bytes, or an encoded image, behind a small explicit header.
 
 Raw layout (little-endian): magic ``ISR1``, dtype code (1 byte), number of dimensions (1 byte), two bytes
 reserved, three uint32 dimensions (unused ones 0), int64 label, then the pixels in C order. Decoding
 checks every field, so a damaged or foreign value is reported instead of read as pixels. Nothing here is
 pickle: reading a value never runs code. A compressed value (``ISC1``, below) has the same fields plus the
-codec that encoded the pixels and the encoded length; ``decode_value`` reads either.
+codec that encoded the pixels and the encoded length; ``decode_value`` reads either. ``EncodedImages`` is a
+chunk whose images other processes encoded already, for the stores that keep one encoded value per image.
 """
 
 from __future__ import annotations
 
-import functools
 import struct
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from helpers.codecs import Codec, get_codec
+from helpers.codecs import CODECS, Codec, get_codec
 from helpers.core.errors import CorruptStoreError, ImageFormatError
 
 MAGIC = b"ISR1"
@@ -61,31 +61,28 @@ def decode(value: bytes | memoryview, where: str) -> tuple[np.ndarray, int]:
 
 # -- compressed values ------------------------------------------------------------------------------
 # Layout (little-endian): magic ``ISC1``, dtype code (1 byte), number of dimensions (1 byte), codec code
-# (1 byte, CODEC_CODES), one byte reserved, three uint32 dimensions, int64 label, uint32 length of the
-# encoded image that follows. The codec is named in every value, so a value decodes without its batch; the
-# length catches a truncated value before the codec library sees it.
+# (1 byte, the codec's ``value_code``), one byte reserved, three uint32 dimensions, int64 label, uint32
+# length of the encoded image that follows. The codec is named in every value, so a value decodes without
+# its batch; the length catches a truncated value before the codec library sees it.
 COMPRESSED_MAGIC = b"ISC1"
 COMPRESSED_HEADER = struct.Struct("<4sBBBx3IqI")
 COMPRESSED_HEADER_SIZE = COMPRESSED_HEADER.size
-#: Codec family -> the byte naming it in a value. Part of the file format: never renumber, only append.
-CODEC_CODES = {"png": 1, "zstd": 2, "blosc": 3, "jpeg2000": 4, "jpegls": 5, "webp": 6, "jpeg": 7}
-CODE_CODECS = {code: family for family, code in CODEC_CODES.items()}
 
 
-def compressed_header(shape: tuple[int, ...], dtype: np.dtype, family: str, label: int, length: int) -> bytes:
+def compressed_header(shape: tuple[int, ...], dtype: np.dtype, image_codec: Codec, label: int, length: int) -> bytes:
     dims = tuple(shape) + (0,) * (3 - len(shape))
     code = DTYPE_CODES[np.dtype(dtype).newbyteorder("<")]
-    return COMPRESSED_HEADER.pack(COMPRESSED_MAGIC, code, len(shape), CODEC_CODES[family], *dims, label, length)
+    return COMPRESSED_HEADER.pack(COMPRESSED_MAGIC, code, len(shape), image_codec.value_code, *dims, label, length)
 
 
 def encode_compressed(image: np.ndarray, label: int, image_codec: Codec) -> bytes:
     """One image as a compressed value: the header above, then ``image_codec``'s bytes."""
-    return compressed_value(image_codec.encode(image), image.shape, image.dtype, image_codec.family, label)
+    return compressed_value(image_codec.encode(image), image.shape, image.dtype, image_codec, label)
 
 
-def compressed_value(payload: bytes, shape: tuple[int, ...], dtype: np.dtype, family: str, label: int) -> bytes:
+def compressed_value(payload: bytes, shape: tuple[int, ...], dtype: np.dtype, image_codec: Codec, label: int) -> bytes:
     """An image encoded already (``payload``) as a compressed value: the header above, then the payload."""
-    return compressed_header(shape, dtype, family, label, len(payload)) + payload
+    return compressed_header(shape, dtype, image_codec, label, len(payload)) + payload
 
 
 class EncodedImages:
@@ -143,23 +140,26 @@ def decode_compressed(value: bytes | memoryview, where: str) -> tuple[np.ndarray
     if len(value) < COMPRESSED_HEADER_SIZE:
         raise CorruptStoreError(f"{where}: value of {len(value)} bytes is shorter than its header")
     magic, code, ndim, codec_code, d0, d1, d2, label, length = COMPRESSED_HEADER.unpack_from(value)
-    if magic != COMPRESSED_MAGIC or code not in CODE_DTYPES or ndim not in (2, 3) or codec_code not in CODE_CODECS:
+    image_codec = value_codec(codec_code)
+    if magic != COMPRESSED_MAGIC or code not in CODE_DTYPES or ndim not in (2, 3) or image_codec is None:
         raise CorruptStoreError(f"{where}: not a compressed image value written by this library (bad header)")
     if len(value) != COMPRESSED_HEADER_SIZE + length:
         raise CorruptStoreError(
             f"{where}: value is {len(value)} bytes, its header promises {COMPRESSED_HEADER_SIZE + length} "
             f"(truncated or damaged)"
         )
-    image_codec = family_codec(codec_code)
     payload = memoryview(value)[COMPRESSED_HEADER_SIZE:]
     image = image_codec.decode(payload, (d0, d1, d2)[:ndim], CODE_DTYPES[code], where)
     return image.astype(image.dtype.newbyteorder("="), copy=False), label
 
 
-@functools.cache
-def family_codec(codec_code: int) -> Codec:
-    """The codec of a family at its default level: decoding does not depend on the level that encoded."""
-    return get_codec(CODE_CODECS[codec_code])
+def value_codec(codec_code: int) -> Codec | None:
+    """The codec whose ``value_code`` this is, at its default level (decoding does not depend on the level
+    that encoded); None if no registered codec has it."""
+    for family, codec in CODECS.items():
+        if codec.value_code == codec_code:
+            return get_codec(family)
+    return None
 
 
 def encode_value(image: np.ndarray, label: int, image_codec: Codec | None) -> bytes:
@@ -189,7 +189,7 @@ def decode_batch_values(
     whole list (``Codec.decode_many``). ``where(i)`` names value i in an error; a missing value is None.
     """
     count = len(values)
-    shared = np.frombuffer(compressed_header(shape, dtype, image_codec.family, 0, 0)[:SHARED_FIELDS], np.uint8)
+    shared = np.frombuffer(compressed_header(shape, dtype, image_codec, 0, 0)[:SHARED_FIELDS], np.uint8)
     if any(value is None for value in values):
         missing = next(position for position, value in enumerate(values) if value is None)
         raise CorruptStoreError(f"{where(missing)}: the value is missing")
