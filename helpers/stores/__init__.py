@@ -31,13 +31,14 @@ FLOOR = "npy"
 
 def names() -> list[str]:
     """The registered storage methods in report order: the article's three (disk, lmdb, hdf5) first, then the
-    formats in use today (zarr, tar, parquet, arrow, sqlite), then the NumPy reference floor (npy)."""
-    return list(REGISTRY)
+    formats in use today (zarr, tar, parquet, arrow, sqlite) and any registered after them, then the NumPy
+    reference floor (npy), always last."""
+    return [name for name in REGISTRY if name != FLOOR] + ([FLOOR] if FLOOR in REGISTRY else [])
 
 
 def store_class(name: str) -> type[Store]:
     if name not in REGISTRY:
-        raise UnknownMethodError(f"unknown storage method {name!r}; known methods: {', '.join(REGISTRY)}")
+        raise UnknownMethodError(f"unknown storage method {name!r}; known methods: {', '.join(names())}")
     module_name, class_name = REGISTRY[name].split(":")
     return getattr(importlib.import_module(module_name), class_name)
 
