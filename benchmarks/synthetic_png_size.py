@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 from helpers.datasets import synthetic
-from helpers.stores.disk import encode_png
+from helpers.stores.image_files import encode_png
 
 CIFAR10_MEAN_PNG_BYTES = 2_270
 

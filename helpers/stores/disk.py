@@ -40,8 +40,8 @@ from helpers.core.pool import PARALLEL_THRESHOLD, in_pool, preload_in_workers, u
 from helpers.stores.base import BatchReader, Store
 from helpers.stores.checks import check_count, check_image_shape
 from helpers.stores.chunks import AlignedBlocks
-from helpers.stores.image_files import (  # encode_png: the PNG bytes helpers.datasets.scans measures
-    decode_file, encode_file, encode_png, file_suffix, png_bound,
+from helpers.stores.image_files import (
+    decode_file, encode_file, file_suffix, png_bound,
 )
 from helpers.stores.pieces import WritesPieces, writing_name
 

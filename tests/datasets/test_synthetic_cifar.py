@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from helpers import datasets
 from helpers.core.errors import DatasetError
 from helpers.datasets import base
 from helpers.datasets.synthetic_cifar import synthetic
@@ -77,3 +78,15 @@ def test_synthetic_does_not_depend_on_the_number_of_threads(monkeypatch):
     threaded = synthetic(700, seed=5).images
     monkeypatch.setattr(base, "MAX_THREADS", 1)
     np.testing.assert_array_equal(synthetic(700, seed=5).images, threaded)
+
+
+def test_synthetic_chunks_are_the_synthetic_set_cut_in_pieces():
+    whole = datasets.synthetic(700, seed=5)
+    chunks = list(datasets.synthetic_chunks(700, chunk_size=97, seed=5))
+    assert [len(images) for images, _ in chunks] == [97] * 7 + [21]
+    np.testing.assert_array_equal(np.concatenate([images for images, _ in chunks]), whole.images)
+    np.testing.assert_array_equal(np.concatenate([labels for _, labels in chunks]), whole.labels)
+    images, labels = datasets.synthetic_range(300, 302, seed=5)
+    np.testing.assert_array_equal(images, whole.images[300:302])
+    with pytest.raises(DatasetError, match="chunk_size must be a positive"):
+        next(datasets.synthetic_chunks(10, chunk_size=0))

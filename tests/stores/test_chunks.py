@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from helpers import datasets
 from helpers.codecs import get_codec
-from helpers.core.errors import DatasetError, ImageFormatError
+from helpers.core.errors import ImageFormatError
 from helpers.stores import names, open_store, store_class
 from helpers.stores.chunks import AlignedBlocks
 from helpers.stores.values import EncodedImages
@@ -58,13 +57,3 @@ def test_aligned_blocks_regroup_chunks_of_any_size_into_whole_blocks():
 
 # helpers.datasets' chunked synthetic set is what the store_chunks tests at scale write; its test lives here
 # beside them until the datasets tests take it.
-def test_synthetic_chunks_are_the_synthetic_set_cut_in_pieces():
-    whole = datasets.synthetic(700, seed=5)
-    chunks = list(datasets.synthetic_chunks(700, chunk_size=97, seed=5))
-    assert [len(images) for images, _ in chunks] == [97] * 7 + [21]
-    np.testing.assert_array_equal(np.concatenate([images for images, _ in chunks]), whole.images)
-    np.testing.assert_array_equal(np.concatenate([labels for _, labels in chunks]), whole.labels)
-    images, labels = datasets.synthetic_range(300, 302, seed=5)
-    np.testing.assert_array_equal(images, whole.images[300:302])
-    with pytest.raises(DatasetError, match="chunk_size must be a positive"):
-        next(datasets.synthetic_chunks(10, chunk_size=0))

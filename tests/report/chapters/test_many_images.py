@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 from report_fixtures import fake_rows
+from space_fixtures import fake_statvfs, images_of
 
 from helpers import stores
 from helpers.core import space
@@ -269,3 +270,17 @@ def test_the_cache_note_gives_cold_over_warm_and_says_when_there_were_no_cold_re
     assert "Caution" in note
     warm_only = many[many["cache"] != "cold"]
     assert "not measured in this run" in chapter.cache_note(warm_only)
+
+
+def test_experiment_level_check_counts_inodes(tmp_path, monkeypatch):
+    assert stores.experiment_files(["disk"], [10, 1000], include_single=False) >= 1000 + stores.store_class(
+        stores.FLOOR
+    ).files_needed(1000, single=False)
+    images, labels = images_of(1000)
+    fake_statvfs(monkeypatch, files=1_000_000, favail=900)
+    with pytest.raises(InsufficientSpaceError, match="inodes"):
+        run_many(
+            images, labels, methods=["disk"], cutoffs=[1000], work_dir=tmp_path, repeats=1,
+            cold_cache=False, progress=False,
+        )
+    assert not any(tmp_path.iterdir())  # refused before any store was made
