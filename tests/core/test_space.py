@@ -3,7 +3,6 @@ before they run out of bytes."""
 
 from __future__ import annotations
 
-import os
 import shutil
 
 import pytest
