@@ -25,7 +25,12 @@ from pathlib import Path
 import pandas as pd
 
 from helpers.core.measure import format_bytes
-from helpers.report.chapters.at_scale import conversions, parallel_writers, verify_streaming, write_in_subprocess
+from helpers.report.chapters.at_scale import (
+    conversions,
+    parallel_writers,
+    verify_streaming,
+    write_in_subprocess,
+)
 from helpers.stores import FLOOR, names, store_class
 
 PEAK_RSS_LIMIT = 1 << 30

@@ -21,10 +21,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from helpers import stores  # noqa: E402
-from helpers.report.environment import mount_of  # noqa: E402
-from helpers.datasets import synthetic  # noqa: E402
-from helpers.report.measuring import time_read  # noqa: E402
 from helpers.core.measure import Timing, disk_usage, evict, format_seconds, resident_fraction  # noqa: E402
+from helpers.datasets import synthetic  # noqa: E402
+from helpers.report.environment import mount_of  # noqa: E402
+from helpers.report.measuring import time_read  # noqa: E402
 
 
 def spread(timing: Timing) -> str:

@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from performance import Report, paired_medians  # noqa: E402
 
-from helpers.datasets import synthetic  # noqa: E402
 from helpers.core.measure import disk_usage  # noqa: E402
+from helpers.datasets import synthetic  # noqa: E402
 from helpers.stores import FLOOR, REGISTRY, open_store  # noqa: E402
 
 FORMATS = ("zarr", "tar", "parquet", "arrow", "sqlite")

@@ -16,8 +16,8 @@ import tempfile
 
 import numpy as np
 
-from helpers.datasets import synthetic
 from helpers.core.measure import time_call
+from helpers.datasets import synthetic
 from helpers.stores import open_store, parquet_store
 
 

@@ -25,14 +25,13 @@ import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from article_baseline import ARTICLE_STORES  # noqa: E402
 
+from helpers.core.measure import time_call  # noqa: E402
 from helpers.datasets import synthetic  # noqa: E402
 from helpers.report.environment import has_journal, mount_of  # noqa: E402
-from helpers.core.measure import time_call  # noqa: E402
 from helpers.stores import FLOOR, open_store  # noqa: E402
 from helpers.stores.disk import DiskStore  # noqa: E402
 

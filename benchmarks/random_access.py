@@ -30,11 +30,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from performance import Report, paired_medians  # noqa: E402
 
+from helpers.core.measure import evict  # noqa: E402
+from helpers.core.pool import process_context  # noqa: E402
 from helpers.datasets import synthetic  # noqa: E402
 from helpers.loader import batches, epoch_order, worker_pids  # noqa: E402
-from helpers.core.measure import evict  # noqa: E402
 from helpers.stores import FLOOR, open_store  # noqa: E402
-from helpers.core.pool import process_context  # noqa: E402
 
 BATCH_SIZE = 256
 WARM_SAMPLE = 20_000  # random single reads per warm run

@@ -12,8 +12,8 @@ import tempfile
 
 import numpy as np
 
-from helpers.datasets import synthetic
 from helpers.core.measure import time_call
+from helpers.datasets import synthetic
 from helpers.stores import names, open_store
 
 

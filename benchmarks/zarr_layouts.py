@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import zarr
 
-from helpers.datasets import synthetic
 from helpers.core.measure import disk_usage
+from helpers.datasets import synthetic
 from helpers.stores import zarr_store
 
 LAYOUTS = [(16, 4096), (32, 512), (32, 4096), (64, 1024), (64, 2048), (64, 8192), (128, 2048), (128, 4096), (256, 4096),

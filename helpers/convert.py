@@ -35,8 +35,8 @@ import numpy as np
 from tqdm import tqdm  # plain text: tqdm.auto needs ipywidgets inside notebooks
 
 from helpers import datasets
-from helpers.core.errors import DatasetError, StorageReportError
 from helpers.codecs import get_codec
+from helpers.core.errors import DatasetError, StorageReportError
 from helpers.stores import Store, names, open_store
 from helpers.stores.values import EncodedImages
 

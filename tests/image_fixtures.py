@@ -25,7 +25,11 @@ def write_dicom(path: Path, pixels: np.ndarray, *, compress: str | None = None) 
     None (explicit VR little endian), "rle" or "jpeg2000" (lossless)."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import (
-        CTImageStorage, ExplicitVRLittleEndian, JPEG2000Lossless, RLELossless, generate_uid,
+        CTImageStorage,
+        ExplicitVRLittleEndian,
+        JPEG2000Lossless,
+        RLELossless,
+        generate_uid,
     )
 
     meta = FileMetaDataset()

@@ -219,6 +219,7 @@ def compression_ratios(images: dict[str, np.ndarray]) -> pd.DataFrame:
     import pandas as pd
 
     from helpers.codecs import get_codec
+
     # Not the codecs' "png": that is libpng through imagecodecs, whose files differ from Pillow's (a few
     # per cent larger on these images), and this ratio is meant to be the one the disk store's files have.
     from helpers.stores.image_files import encode_png

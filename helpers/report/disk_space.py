@@ -10,7 +10,14 @@ from matplotlib.figure import Figure
 
 from helpers.core.measure import format_bytes
 from helpers.report.style import (
-    legend, log_log_axes, method_color, method_label, ordered_methods, save, select, style_key,
+    legend,
+    log_log_axes,
+    method_color,
+    method_label,
+    ordered_methods,
+    save,
+    select,
+    style_key,
 )
 from helpers.report.text import pick
 

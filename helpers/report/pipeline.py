@@ -34,7 +34,14 @@ import nbformat
 from helpers.core.files import write_atomically
 from helpers.report import results
 from helpers.report.parameters import (
-    BY_NAME, NOTEBOOKS_DIR, PROJECT_ROOT, ParameterError, add_options, parse_names, quick_profile, resolve,
+    BY_NAME,
+    NOTEBOOKS_DIR,
+    PROJECT_ROOT,
+    ParameterError,
+    add_options,
+    parse_names,
+    quick_profile,
+    resolve,
 )
 from helpers.report.text import banner_html
 

@@ -37,7 +37,8 @@ from typing import ClassVar, NamedTuple
 import numpy as np
 import pyarrow as pa
 
-from helpers.codecs import Codec, get_codec, names as codec_names
+from helpers.codecs import Codec, get_codec
+from helpers.codecs import names as codec_names
 from helpers.core.errors import CorruptStoreError, ImageNotFoundError
 from helpers.core.files import preallocated, replaced_when_written
 from helpers.stores.base import BatchReader, Store

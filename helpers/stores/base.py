@@ -29,12 +29,21 @@ import numpy as np
 from helpers import codecs
 from helpers.core import space
 from helpers.core.errors import (
-    ImageNotFoundError, IncompleteStoreError, InsufficientSpaceError, UnknownCodecError,
+    ImageNotFoundError,
+    IncompleteStoreError,
+    InsufficientSpaceError,
+    UnknownCodecError,
 )
 from helpers.core.files import fsync_path, fsync_tree, remove
 from helpers.core.measure import disk_usage, regular_files
 from helpers.stores.checks import (
-    check_batch, check_count, check_image, check_image_id, check_indices, check_label, check_total,
+    check_batch,
+    check_count,
+    check_image,
+    check_image_id,
+    check_indices,
+    check_label,
+    check_total,
 )
 from helpers.stores.chunks import ChunkStream, planned_batch
 

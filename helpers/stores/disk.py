@@ -41,7 +41,10 @@ from helpers.stores.base import BatchReader, Store
 from helpers.stores.checks import check_count, check_image_shape
 from helpers.stores.chunks import AlignedBlocks
 from helpers.stores.image_files import (
-    decode_file, encode_file, file_suffix, png_bound,
+    decode_file,
+    encode_file,
+    file_suffix,
+    png_bound,
 )
 from helpers.stores.pieces import WritesPieces, writing_name
 

@@ -46,8 +46,8 @@ import hdf5plugin  # registers the Blosc and Zstd filters with HDF5, for writing
 import imagecodecs
 import numpy as np
 
-from helpers.core import space
 from helpers.codecs import BLOSC_COMPRESSOR, Compression
+from helpers.core import space
 from helpers.core.errors import CorruptStoreError, ImageNotFoundError, StorageReportError
 from helpers.core.files import replaced_when_written
 from helpers.stores.base import BatchReader, Store, wants_readahead

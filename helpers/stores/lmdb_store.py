@@ -34,8 +34,9 @@ from typing import ClassVar
 import lmdb
 import numpy as np
 
+from helpers.codecs import Codec, Compression, parse
+from helpers.codecs import names as codec_names
 from helpers.core import space
-from helpers.codecs import Codec, Compression, names as codec_names, parse
 from helpers.core.errors import CorruptStoreError, ImageNotFoundError, UnknownCodecError
 from helpers.stores import values
 from helpers.stores.base import BatchReader, Store, wants_readahead

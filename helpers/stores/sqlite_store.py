@@ -74,7 +74,8 @@ from pathlib import Path
 
 import numpy as np
 
-from helpers.codecs import get_codec, names as codec_names
+from helpers.codecs import get_codec
+from helpers.codecs import names as codec_names
 from helpers.core.errors import CorruptStoreError, ImageNotFoundError, StorageReportError
 from helpers.stores.base import BatchReader, Store
 from helpers.stores.checks import check_stored

@@ -44,15 +44,19 @@ from pathlib import Path
 
 import numpy as np
 
-from helpers.core import space
 from helpers.codecs import names as codec_names
+from helpers.core import space
 from helpers.core.errors import CorruptStoreError, ImageFormatError, ImageNotFoundError
 from helpers.core.files import fsync_path, replaced_when_written
 from helpers.stores.base import BatchReader, Store
 from helpers.stores.checks import check_stored
 from helpers.stores.pieces import WritesPieces, writing_name
 from helpers.stores.tar_compressed import (
-    CompressedTarReader, add_samples, piece_index_name, recorded_compression, write_compressed_shards,
+    CompressedTarReader,
+    add_samples,
+    piece_index_name,
+    recorded_compression,
+    write_compressed_shards,
     write_description,
 )
 

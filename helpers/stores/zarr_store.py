@@ -71,8 +71,8 @@ import numpy as np
 import zarr
 from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
 
-from helpers.core import space
 from helpers.codecs import BLOSC_COMPRESSOR, Compression
+from helpers.core import space
 from helpers.core.errors import CorruptStoreError, ImageNotFoundError, StorageReportError
 from helpers.core.files import fsync_path, fsync_tree, remove
 from helpers.stores.base import PARTIAL_SUFFIX, REMOVING_SUFFIX, BatchReader, Store

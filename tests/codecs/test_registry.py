@@ -10,7 +10,8 @@ import pytest
 
 from helpers import codecs
 from helpers.core.errors import UnknownCodecError
-from helpers.stores import names as methods, store_class
+from helpers.stores import names as methods
+from helpers.stores import store_class
 
 
 def test_every_name_a_store_offers_is_a_codec_of_the_registry():

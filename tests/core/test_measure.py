@@ -8,8 +8,16 @@ import numpy as np
 import pytest
 
 from helpers import measure
+from helpers.core.measure import (
+    DiskUsage,
+    Timing,
+    disk_usage,
+    evict,
+    format_bytes,
+    resident_fraction,
+    time_call,
+)
 from helpers.report.environment import mount_of
-from helpers.core.measure import DiskUsage, Timing, disk_usage, evict, format_bytes, resident_fraction, time_call
 
 
 class FakeClock:

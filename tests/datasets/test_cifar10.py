@@ -34,7 +34,6 @@ from cifar_fixtures import (
 from helpers.core.errors import DatasetError
 from helpers.datasets.cifar10 import CIFAR10_URL, download_cifar10, load_cifar10
 
-
 WRITERS = {"python": write_python_batches, "binary": write_binary_batches}
 
 

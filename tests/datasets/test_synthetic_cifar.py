@@ -14,7 +14,6 @@ from helpers.core.errors import DatasetError
 from helpers.datasets import base
 from helpers.datasets.synthetic_cifar import synthetic
 
-
 CIFAR10_MEAN_PNG_BYTES = 2_270
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hypothesis.extra.numpy as hnp
 import numpy as np
 from hypothesis import strategies as st
-
 from stores.samples import patterned_images
 
 BAD_DTYPES = [np.float32, np.float64, np.int32, np.int64, np.int8, np.bool_, np.complex64, np.uint32]

@@ -44,7 +44,30 @@ from typing import ClassVar, NamedTuple
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from stores import faults
+from stores.bad_input import (
+    bad_batch_labels,
+    bad_counts,
+    bad_ids,
+    bad_images,
+    bad_labels,
+    good_images,
+)
+from stores.samples import (
+    allocated_bytes,
+    assert_same,
+    batches,
+    cut,
+    digest,
+    file_bytes,
+    labels_for,
+    patterned_images,
+    random_images,
+    smooth_images,
+    snapshot,
+)
 
 from helpers import codecs
 from helpers.core import space
@@ -58,14 +81,6 @@ from helpers.core.errors import (
 )
 from helpers.stores import Store, estimate_bytes, estimate_single_bytes, open_store, store_class
 from helpers.stores.values import EncodedImages
-from stores import faults
-from stores.bad_input import (
-    bad_batch_labels, bad_counts, bad_ids, bad_images, bad_labels, good_images,
-)
-from stores.samples import (
-    allocated_bytes, assert_same, batches, cut, digest, file_bytes, labels_for, patterned_images, random_images,
-    smooth_images, snapshot,
-)
 
 SHAPES = [
     ((32, 32, 3), np.uint8),

@@ -17,10 +17,10 @@ import time
 from pathlib import Path
 
 import pytest
+from stores.samples import allocated_bytes, digest
 
 from helpers.core.errors import StorageReportError
 from helpers.stores import Store
-from stores.samples import allocated_bytes, digest
 
 PROJECT = Path(__file__).resolve().parents[2]
 #: Images the killed writer is given: enough that the kill lands while it writes.

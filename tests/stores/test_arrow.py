@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from helpers.stores import arrow_store, open_store
 from stores.contract import Damage, StoreContract
 from stores.faults import batch_file, truncate_to_half, zero_last_bytes
 from stores.samples import INTEROP_BATCHES, from_bytes, images_with_extreme_labels
+
+from helpers.stores import arrow_store, open_store
 
 
 class TestArrow(StoreContract):

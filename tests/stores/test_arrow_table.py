@@ -7,10 +7,10 @@ import json
 
 import numpy as np
 import pytest
+from stores.samples import INTEROP_BATCHES, images_with_extreme_labels, small_batch
 
 from helpers.core.errors import CorruptStoreError
 from helpers.stores import open_store
-from stores.samples import INTEROP_BATCHES, images_with_extreme_labels, small_batch
 
 
 @pytest.mark.parametrize("method", ["parquet", "arrow"])

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from stores.samples import cut, random_images
 
 from helpers.codecs import get_codec
 from helpers.core.errors import ImageFormatError
 from helpers.stores import names, open_store, store_class
 from helpers.stores.chunks import AlignedBlocks
 from helpers.stores.values import EncodedImages
-from stores.samples import cut, random_images
 
 ENCODING_METHODS = [method for method in names() if store_class(method).encodes_each_image]
 

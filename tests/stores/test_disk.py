@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from stores.contract import Damage, StoreContract
+from stores.faults import batch_file, flip, garble, read_in_child, truncate_to_half
+from stores.samples import digest, labels_for, random_images, small_batch, smooth_image
 
 from helpers.codecs import get_codec
 from helpers.stores import open_store
 from helpers.stores.disk import DiskStore, png_path
-from stores.contract import Damage, StoreContract
-from stores.faults import batch_file, flip, garble, read_in_child, truncate_to_half
-from stores.samples import digest, labels_for, random_images, small_batch, smooth_image
 
 
 class TestDisk(StoreContract):

@@ -8,12 +8,12 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-
-from helpers.core.errors import CorruptStoreError
-from helpers.stores import open_store
 from stores.contract import Damage, StoreContract
 from stores.faults import batch_file, flip, overwrite, read_in_child, truncate_to_half
 from stores.samples import digest, labels_for, patterned_images, small_batch
+
+from helpers.core.errors import CorruptStoreError
+from helpers.stores import open_store
 
 
 class TestHdf5(StoreContract):

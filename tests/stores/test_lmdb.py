@@ -7,12 +7,12 @@ from pathlib import Path
 
 import lmdb
 import pytest
-
-from helpers.core.errors import CorruptStoreError
-from helpers.stores import open_store
 from stores.contract import Damage, StoreContract
 from stores.faults import batch_file, truncate_to_half
 from stores.samples import assert_same, digest, labels_for, patterned_images, small_batch
+
+from helpers.core.errors import CorruptStoreError
+from helpers.stores import open_store
 
 
 class TestLmdb(StoreContract):

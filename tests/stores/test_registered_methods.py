@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from helpers.stores import names
 from stores.contract import contract_tests_for
+
+from helpers.stores import names
 
 HERE = Path(__file__).parent
 

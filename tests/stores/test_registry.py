@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
+from stores.contract import assert_typed_error
 
 from helpers import codecs, stores
 from helpers.core.errors import ImageFormatError, UnknownMethodError
 from helpers.stores import FLOOR, names, open_store, store_class
-from stores.contract import assert_typed_error
 
 METHODS = names()
 

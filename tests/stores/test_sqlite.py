@@ -7,11 +7,11 @@ import sqlite3
 
 import numpy as np
 import pytest
-
-from helpers.stores import open_store, sqlite_store
 from stores.contract import Damage, StoreContract
 from stores.faults import batch_file, overwrite, truncate_to_half
 from stores.samples import INTEROP_BATCHES, from_bytes, images_with_extreme_labels
+
+from helpers.stores import open_store, sqlite_store
 
 
 class TestSqlite(StoreContract):

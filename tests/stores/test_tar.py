@@ -11,12 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-
-from helpers.core.errors import CorruptStoreError
-from helpers.stores import open_store, tar_store
 from stores.contract import Damage, StoreContract
 from stores.faults import batch_file, garble, overwrite, truncate_to_half
 from stores.samples import INTEROP_BATCHES, images_with_extreme_labels, small_batch
+
+from helpers.core.errors import CorruptStoreError
+from helpers.stores import open_store, tar_store
+
 
 class TestTar(StoreContract):
     method = "tar"

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from stores.samples import assert_same
 
 from helpers.codecs import get_codec, names
 from helpers.core.errors import CorruptStoreError
 from helpers.stores import values
-from stores.samples import assert_same
 
 
 def test_raw_header_is_explicit_and_little_endian():

@@ -8,12 +8,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zarr
+from stores.contract import Damage, StoreContract
+from stores.faults import batch_file, flip, garble, truncate_to_half
+from stores.samples import (
+    INTEROP_BATCHES,
+    cut,
+    file_bytes,
+    images_with_extreme_labels,
+    random_images,
+    small_batch,
+)
 
 from helpers.core.errors import CorruptStoreError
 from helpers.stores import open_store, zarr_store
-from stores.contract import Damage, StoreContract
-from stores.faults import batch_file, flip, garble, truncate_to_half
-from stores.samples import INTEROP_BATCHES, cut, file_bytes, images_with_extreme_labels, random_images, small_batch
+
 
 class TestZarr(StoreContract):
     method = "zarr"

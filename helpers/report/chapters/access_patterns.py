@@ -22,11 +22,22 @@ from helpers.core.measure import check_repeats, time_call
 from helpers.loader import batches, epoch_order
 from helpers.report import results
 from helpers.report.measuring import (
-    caches, check_space_for_batches, checked_methods, progress_bar, time_read, timing_rows, unpack,
+    caches,
+    check_space_for_batches,
+    checked_methods,
+    progress_bar,
+    time_read,
+    timing_rows,
+    unpack,
     verify_round_trip,
 )
 from helpers.report.read_patterns import (
-    ACCESS_PATTERNS, access_row, epoch_size, pattern_rows, rate, rate_text,
+    ACCESS_PATTERNS,
+    access_row,
+    epoch_size,
+    pattern_rows,
+    rate,
+    rate_text,
 )
 from helpers.report.style import caches_of, method_color, method_label, ordered_methods, save, spread
 from helpers.report.text import COLD_CACHE_CAUTION, NO_COLD_READS, per_image, pick, times

@@ -19,7 +19,16 @@ from helpers.core.measure import format_bytes, format_seconds
 from helpers.report import results
 from helpers.report.durability import durability_pair
 from helpers.report.style import method_label, ordered_methods
-from helpers.report.text import largest_cutoff, per_image, pick, ranked, stored_methods, timed, times, winner_sentence
+from helpers.report.text import (
+    largest_cutoff,
+    per_image,
+    pick,
+    ranked,
+    stored_methods,
+    timed,
+    times,
+    winner_sentence,
+)
 from helpers.stores import FLOOR, names, store_class
 
 #: Facts from the article "Three Ways of Storing and Accessing Lots of Images in Python" (Real Python):

@@ -25,13 +25,35 @@ from helpers.core.measure import format_bytes
 from helpers.datasets import scans
 from helpers.report import results
 from helpers.report.measuring import (
-    caches, check_space_for_batches, checked_cutoffs, checked_methods, difference, measure_many, progress_bar,
-    time_read, timing_rows, unpack,
+    caches,
+    check_space_for_batches,
+    checked_cutoffs,
+    checked_methods,
+    difference,
+    measure_many,
+    progress_bar,
+    time_read,
+    timing_rows,
+    unpack,
 )
 from helpers.report.style import (
-    lines_per_method_and_cache, log_log_axes, method_label, ordered_methods, save, select,
+    lines_per_method_and_cache,
+    log_log_axes,
+    method_label,
+    ordered_methods,
+    save,
+    select,
 )
-from helpers.report.text import largest_cutoff, per_image, pick, ranked, stored_methods, timed, times, winner_sentence
+from helpers.report.text import (
+    largest_cutoff,
+    per_image,
+    pick,
+    ranked,
+    stored_methods,
+    timed,
+    times,
+    winner_sentence,
+)
 
 EXPERIMENT = "large_images"
 #: The chapter's folder inside ``work_dir``: one store per method below it.

@@ -20,14 +20,33 @@ from helpers.core.measure import check_repeats, format_bytes, format_seconds
 from helpers.report import results
 from helpers.report.durability import durability_pair
 from helpers.report.measuring import (
-    check_space_for_batches, checked_cutoffs, checked_methods, measure_many, progress_bar, unpack,
+    check_space_for_batches,
+    checked_cutoffs,
+    checked_methods,
+    measure_many,
+    progress_bar,
+    unpack,
 )
 from helpers.report.style import (
-    SECONDS_LABEL, legend, lines_per_method_and_cache, log_log_axes, method_label, ordered_methods, save, select,
-    style_key, timing_line,
+    SECONDS_LABEL,
+    legend,
+    lines_per_method_and_cache,
+    log_log_axes,
+    method_label,
+    ordered_methods,
+    save,
+    select,
+    style_key,
+    timing_line,
 )
 from helpers.report.text import (
-    COLD_CACHE_CAUTION, NO_COLD_READS, largest_cutoff, per_image, pick, timed, times,
+    COLD_CACHE_CAUTION,
+    NO_COLD_READS,
+    largest_cutoff,
+    per_image,
+    pick,
+    timed,
+    times,
 )
 
 EXPERIMENT = "many_images"

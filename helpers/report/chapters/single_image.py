@@ -19,7 +19,12 @@ from helpers.core.errors import CorruptStoreError
 from helpers.core.measure import DiskUsage, check_repeats, disk_usage, time_call
 from helpers.report import results
 from helpers.report.measuring import (
-    caches, checked_methods, difference, time_read, timing_rows, unpack,
+    caches,
+    checked_methods,
+    difference,
+    time_read,
+    timing_rows,
+    unpack,
 )
 from helpers.report.style import method_color, method_label, ordered_methods, save, spread
 from helpers.report.text import pick, timed

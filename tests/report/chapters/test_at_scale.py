@@ -9,9 +9,9 @@ matplotlib.use("Agg")
 import numpy as np
 import pandas as pd
 
+from helpers.core.measure import format_bytes
 from helpers.report import results
 from helpers.report.chapters import at_scale as scale
-from helpers.core.measure import format_bytes
 from helpers.stores import estimate_bytes
 
 
