@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from helpers import stores
 from helpers.core.errors import UnknownCodecError
 from helpers.report import results as results_tables
 from helpers.report.chapters import compression
@@ -26,6 +27,23 @@ def test_variants_pair_each_method_with_the_codecs_it_takes_and_skip_its_own_def
         compression.variants(["lmdb"], ["brotli"])
     with pytest.raises(UnknownCodecError, match="from 0 to 9"):
         compression.variants(["hdf5"], ["gzip:12"])
+
+
+def test_a_codec_is_one_variant_however_it_is_named():
+    # "png", "png:6" and "PNG:6" are one codec: the disk store's own default (its baseline), and one variant
+    # of LMDB under the first name given; names are kept as the stores record them
+    assert compression.variants(["disk", "lmdb"], ["png", "png:6", "PNG:6", "ZSTD", "png:9", "Jpeg:90"],
+                                floor=False) == [
+        ("disk", None), ("disk", "png:9"), ("disk", "jpeg:90"),
+        ("lmdb", None), ("lmdb", "png"), ("lmdb", "zstd"), ("lmdb", "png:9"), ("lmdb", "jpeg:90"),
+    ]
+
+
+def test_a_store_filter_at_its_default_level_is_the_baseline_of_a_method_that_writes_it(monkeypatch):
+    # "gzip" means gzip at level 4, so it would measure the baseline again
+    monkeypatch.setattr(stores.store_class("hdf5"), "native_compression", "gzip:4")
+    assert compression.variants(["hdf5"], ["gzip", "gzip:9", "lzf"], floor=False) == [
+        ("hdf5", None), ("hdf5", "gzip:9"), ("hdf5", "lzf")]
 
 
 def test_pareto_front_keeps_what_nothing_beats_on_both_counts():
