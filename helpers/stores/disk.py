@@ -128,6 +128,13 @@ class DiskStore(WritesPieces, Store):
         shards = -(-int(n_images) // SHARD_IMAGES)
         return int(n_images) + shards + 3  # a PNG per image, a folder per shard, labels.csv, batch.json, many/
 
+    @classmethod
+    def disk_usage_note(cls, n_images: int, apparent_bytes: int, allocated_bytes: int, raw_image_bytes: int) -> str:
+        apparent = apparent_bytes / n_images
+        return (f"PNG compresses each image (to {apparent / raw_image_bytes:.0%} of its raw pixels here), but every "
+                f"image is a file of its own, and a file occupies whole 4 KiB blocks: a file of ~{apparent:,.0f} "
+                f"bytes still takes a full block, plus its name in the folder.")
+
     def _store_single(self, image: np.ndarray, image_id: int, label: int) -> None:
         png = self.single_path(image_id, file_suffix(self.parsed_compression))
         meta = self.single_path(image_id, ".csv")

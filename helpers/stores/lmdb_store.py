@@ -149,6 +149,12 @@ class LmdbStore(Store):
     def files_needed(cls, n_images: int, single: bool) -> int:
         return 3  # the environment's folder, data.mdb and lock.mdb, however many images it holds
 
+    @classmethod
+    def disk_usage_note(cls, n_images: int, apparent_bytes: int, allocated_bytes: int, raw_image_bytes: int) -> str:
+        return ("LMDB stores each value uncompressed in pages of 4 KiB; a value larger than half a page gets "
+                "whole overflow pages of its own, so each image (raw pixels plus a small header) "
+                "rounds up to a page, and the B-tree adds pages of keys.")
+
     @property
     def single_path(self) -> Path:
         return self.root / "single.lmdb"
