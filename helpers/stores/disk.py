@@ -103,6 +103,8 @@ class DiskStore(WritesPieces, Store):
     colour = "#1f77b4"
     choose_when = "PNG files when images must stay viewable and editable one by one"
     trade_off = "PNG compresses each image (zlib), costing CPU on every write and read; one file per image."
+    writer_memory_note = ("The PNG method encodes in a pool of worker processes (a few shards each at a time), "
+                          "whose memory is not in its row: the row is the writing process's own.")
     batch_name = "many"
     compressions = FILE_FORMATS
     native_compression = "png:6"  # Pillow's default zlib level

@@ -37,6 +37,7 @@ import numpy as np
 from helpers.core import space
 from helpers.codecs import Codec, Compression, names as codec_names, parse
 from helpers.core.errors import CorruptStoreError, ImageNotFoundError, UnknownCodecError
+from helpers.core.measure import format_bytes
 from helpers.stores import values
 from helpers.stores.base import BatchReader, Store, wants_readahead
 from helpers.stores.checks import check_count, check_image_shape
@@ -154,6 +155,18 @@ class LmdbStore(Store):
         return ("LMDB stores each value uncompressed in pages of 4 KiB; a value larger than half a page gets "
                 "whole overflow pages of its own, so each image (raw pixels plus a small header) "
                 "rounds up to a page, and the B-tree adds pages of keys.")
+
+    @classmethod
+    def compressed_space_note(
+        cls, codec: str, value_bytes: float, allocated_bytes: float, raw_allocated_bytes: float
+    ) -> str:
+        pages, raw_pages = allocated_bytes / PAGE, raw_allocated_bytes / PAGE
+        # within a tenth of the raw pages, the codec saved no page: values still round up to whole ones
+        verdict = (f"still costs LMDB {pages:.2f} pages of 4 KiB per image, as raw pixels do ({raw_pages:.2f})"
+                   if pages >= 0.9 * raw_pages else
+                   f"saves LMDB space: {pages:.2f} pages of 4 KiB per image against {raw_pages:.2f} raw")
+        return (f"The smallest lossless LMDB value ({codec}, about {format_bytes(int(value_bytes))} of file per "
+                f"image) {verdict}: LMDB gives a value over about half a page whole overflow pages of its own.")
 
     @property
     def single_path(self) -> Path:

@@ -39,8 +39,6 @@ SEPARATOR = "+"
 #: The ``dataset`` of the chapter's rows: short names the tables and conclusions show.
 CIFAR = "CIFAR"
 SCANS = "16-bit scans"
-#: LMDB gives a value over about half a page whole overflow pages of its own.
-LMDB_PAGE = 4096
 #: Scans measured next to CIFAR, per CIFAR image measured (10 for 2,000): a scan is 170 times larger, and
 #: its PNG takes about 0.1 s to write.
 SCANS_PER_IMAGE = 1 / 250
@@ -284,6 +282,23 @@ def _smallest(rows: pd.DataFrame) -> pd.Series:
     return rows.loc[rows["bytes_per_image"].idxmin()]
 
 
+def compressed_space_notes(table: pd.DataFrame) -> list[str]:
+    """Each method's own word (``Store.compressed_space_note``) on the space its smallest lossless codec
+    took beside its raw values, for the methods measured both ways."""
+    notes = []
+    for method in ordered_methods(table["method"]):
+        raw = _variant(table, method, "none")
+        compressed = table[(table["method"] == method) & (table["codec"] != "none") & ~table["lossy"]]
+        if raw is None or compressed.empty or method not in stores.names():
+            continue
+        best = _smallest(compressed)
+        note = stores.store_class(method).compressed_space_note(
+            best["codec"], best["image_bytes"] / best["ratio"], best["bytes_per_image"], raw["bytes_per_image"])
+        if note:
+            notes.append(note)
+    return notes
+
+
 def findings(table: pd.DataFrame, what: str = CIFAR, quality: pd.DataFrame | None = None) -> str:
     """One sentence per finding, every number taken from ``table`` (trade_off_table); with ``quality``, the
     variants skipped on ``what`` and why."""
@@ -296,19 +311,7 @@ def findings(table: pd.DataFrame, what: str = CIFAR, quality: pd.DataFrame | Non
         f"{format_bytes(int(smallest['bytes_per_image']))} allocated per image, a ratio of {smallest['ratio']:.2f}x "
         f"over the raw pixels, read in a shuffled epoch at {format_seconds(smallest['shuffled_per_image'])} per image."
     )
-    raw_lmdb = _variant(table, "lmdb", "none")
-    compressed_lmdb = table[(table["method"] == "lmdb") & (table["codec"] != "none") & ~table["lossy"]]
-    if raw_lmdb is not None and not compressed_lmdb.empty:
-        best = _smallest(compressed_lmdb)
-        pages, raw_pages = best["bytes_per_image"] / LMDB_PAGE, raw_lmdb["bytes_per_image"] / LMDB_PAGE
-        verdict = (f"still costs LMDB {pages:.2f} pages of 4 KiB per image, as raw pixels do ({raw_pages:.2f})"
-                   if pages >= 0.9 * raw_pages else
-                   f"saves LMDB space: {pages:.2f} pages of 4 KiB per image against {raw_pages:.2f} raw")
-        sentences.append(
-            f"The smallest lossless LMDB value ({best['codec']}, about "
-            f"{format_bytes(int(best['image_bytes'] / best['ratio']))} of file per image) {verdict}: "
-            f"LMDB gives a value over about half a page whole overflow pages of its own."
-        )
+    sentences += compressed_space_notes(table)
     for _, row in table[table["codec"].map(codecs.family).isin(["zstd", "blosc"])].iterrows():
         raw = _variant(table, row["method"], "none")
         if raw is not None:

@@ -106,6 +106,25 @@ def test_findings_are_computed_from_the_table(measured):
     assert compression.findings(pd.DataFrame()) == "No compression was measured on CIFAR."
 
 
+def trade_off_row(method: str, codec: str, allocated: float, ratio: float, lossy: bool = False) -> dict:
+    return {"method": method, "codec": codec, "lossy": lossy, "image_bytes": 3072, "bytes_per_image": allocated,
+            "ratio": ratio, "store_per_image": 1e-5, "read_per_image": 1e-6, "shuffled_per_image": 1e-6,
+            "psnr": 35.0 if lossy else math.inf, "pareto": False}
+
+
+def test_a_method_says_why_its_smallest_lossless_codec_took_its_space(monkeypatch):
+    table = pd.DataFrame([trade_off_row("lmdb", "none", 8192, 0.98), trade_off_row("lmdb", "zstd", 4915, 1.3),
+                          trade_off_row("lmdb", "png", 7900, 1.2), trade_off_row("lmdb", "jpeg:90", 2000, 4.0, True),
+                          trade_off_row("hdf5", "none", 3100, 0.99), trade_off_row("hdf5", "gzip", 2500, 1.2)])
+    assert compression.compressed_space_notes(table) == [
+        "The smallest lossless LMDB value (zstd, about 2.3 KiB of file per image) saves LMDB space: 1.20 pages of "
+        "4 KiB per image against 2.00 raw: LMDB gives a value over about half a page whole overflow pages of its own."]
+    monkeypatch.setattr(stores.store_class("hdf5"), "compressed_space_note",
+                        classmethod(lambda cls, codec, value, allocated, raw: f"HDF5 with {codec}: {allocated:.0f}."))
+    notes = compression.compressed_space_notes(table)
+    assert notes[1] == "HDF5 with gzip: 2500." and f"- {notes[1]}" in compression.findings(table)
+
+
 def test_the_trade_off_of_every_dataset_is_left_in_the_results(measured):
     chapter, quality = compression.read(measured)
     saved = results_tables.read_table(measured, compression.TRADE_OFF_TABLE, text=("method", "codec", "dataset"))
