@@ -34,10 +34,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from helpers import datasets, stores  # noqa: E402
-from helpers.codecs import get_codec  # noqa: E402
+from helpers.codecs import get_codec, holds, same_codec  # noqa: E402
 from helpers.core.measure import disk_usage, format_seconds, time_call  # noqa: E402
 from helpers.loader import BATCH_SIZE, batch_bounds, epoch_order, read_epoch  # noqa: E402
-from helpers.report.chapters.compression import holds, same_codec, variant_name  # noqa: E402
+from helpers.report.chapters.compression import variant_name  # noqa: E402
 
 CIFAR_IMAGES = 1000
 SCANS = 200

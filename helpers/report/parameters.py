@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from helpers import stores
+from helpers import codecs, stores
 from helpers.core.errors import DatasetError, UnknownCodecError
 from helpers.loader import BATCH_SIZE
 
@@ -95,7 +95,7 @@ def check_methods(methods: Sequence[str] | None, values: dict, notes: list[str] 
 def check_compressions(compressions: Sequence[str]) -> None:
     """UnknownCodecError unless some registered method takes each of ``compressions``, at a level in range."""
     for name in compressions:
-        family = name.partition(":")[0]
+        family = codecs.family(name)
         takers = [cls for cls in map(stores.store_class, stores.names()) if family in cls.compressions]
         if not takers:
             raise UnknownCodecError(f"no method takes compression {name!r}; see Store.compressions")

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 import nbformat
 
+from helpers import stores
 from helpers.core.files import write_atomically
 from helpers.report import results
 from helpers.report.parameters import (
@@ -55,6 +56,9 @@ NOTEBOOKS = (
 )
 KERNEL = "python3"
 TITLE = "Storing lots of images in Python: PNG files, LMDB, HDF5 and today's formats, measured"
+#: The article's three methods, which the title and the opening paragraph name in words; every other
+#: registered method but the floor is one of "today's formats".
+ARTICLE_METHODS = ("disk", "lmdb", "hdf5")
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 PDF_TIMEOUT_SECONDS = 180
@@ -278,6 +282,20 @@ def parameters_markdown(parameters: dict, names: Sequence[str], notes: Sequence[
     )
 
 
+def todays_formats() -> list[str]:
+    """The labels of the registered methods beyond the article's three and the floor, in registry order."""
+    return [stores.store_class(method).label for method in stores.names()
+            if method not in ARTICLE_METHODS and method != stores.FLOOR]
+
+
+def opening_paragraph() -> str:
+    """What the report is, under its title; today's formats are the registered ones (``todays_formats``)."""
+    return ("The experiments of the article \"Three Ways of Storing and Accessing Lots of Images in Python\" "
+            "(PNG files on disk, LMDB, HDF5), repeated on this machine with repeated timings, warm and cold reads, "
+            "measured disk usage and a raw NumPy reference floor, next to the formats teams pick today (those in "
+            f"the run's `methods`: {', '.join(todays_formats())}).")
+
+
 def merge(executed: Sequence[Path], parameters: dict, notes: Sequence[str] = ()) -> nbformat.NotebookNode:
     """One notebook holding the title, banner, parameters, contents and every executed notebook."""
     body, anchors, kernel_metadata = [], [], {}
@@ -302,12 +320,7 @@ def merge(executed: Sequence[Path], parameters: dict, notes: Sequence[str] = ())
         '<div class="report-banner">The dataset was not recorded (00-setup did not run).</div>'
     )
     head = [
-        nbformat.v4.new_markdown_cell(
-            f"# {TITLE}\n\nThe experiments of the article \"Three Ways of Storing and Accessing Lots of Images "
-            "in Python\" (PNG files on disk, LMDB, HDF5), repeated on this machine with repeated timings, "
-            "warm and cold reads, measured disk usage and a raw NumPy reference floor, next to the formats "
-            "teams pick today (those in the run's `methods`: Zarr, WebDataset tar shards, Parquet, Arrow, SQLite)."
-        ),
+        nbformat.v4.new_markdown_cell(f"# {TITLE}\n\n{opening_paragraph()}"),
         nbformat.v4.new_markdown_cell(banner),
         nbformat.v4.new_markdown_cell('<div class="report-toc">\n\n' + "\n".join(contents) + "\n\n</div>"),
         nbformat.v4.new_markdown_cell(parameters_markdown(parameters, [p.stem for p in executed], notes)),

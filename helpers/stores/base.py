@@ -12,7 +12,8 @@ Each method implements the ``_``-prefixed hooks (``_store_single``, ``_read_sing
 by ``helpers.stores.checks``; a batch arriving in chunks goes through ``helpers.stores.chunks``. Optional
 abilities are mix-ins only the methods that have them carry: ``helpers.stores.pieces.WritesPieces`` (a
 batch written by many processes at once). What the report says of a method (``label``, ``colour``,
-``trade_off``, ``choose_when``, ``disk_usage_note``) lives on its class too.
+``trade_off``, ``choose_when``, ``writer_memory_note``, ``disk_usage_note``, ``compressed_space_note``) lives
+on its class too.
 """
 
 from __future__ import annotations
@@ -138,6 +139,10 @@ class Store(ABC):
     #: When to choose it whatever its speed here, what it offers that the measurements do not show, as the
     #: end of "Choose ...": "LMDB when you need keyed random access and transactions"; "" for the floor.
     choose_when: ClassVar[str] = ""
+    #: What the peak memory of the writing process leaves out of this method's writes, in one sentence for
+    #: the report's at-scale chapter (memory of the worker processes that encode for it); "" when the
+    #: writer's own memory is all of it.
+    writer_memory_note: ClassVar[str] = ""
 
     @classmethod
     def disk_usage_note(cls, n_images: int, apparent_bytes: int, allocated_bytes: int, raw_image_bytes: int) -> str:
@@ -145,6 +150,17 @@ class Store(ABC):
         image has ``raw_image_bytes`` of pixels: a sentence or two of markdown for the report's disk-usage
         chapter, its numbers computed from the arguments. "" (the default) makes the report fall back to
         ``trade_off``."""
+        return ""
+
+    @classmethod
+    def compressed_space_note(
+        cls, codec: str, value_bytes: float, allocated_bytes: float, raw_allocated_bytes: float
+    ) -> str:
+        """Why the method's smallest lossless compressed batch takes the space it does beside its batch of raw
+        pixels, per image: ``codec`` made values of ``value_bytes`` (the encoded image), which took
+        ``allocated_bytes`` of disk against ``raw_allocated_bytes`` without a codec. A sentence of markdown
+        for the report's compression chapter, its numbers computed from the arguments; "" (the default)
+        when the chapter's own numbers say it all."""
         return ""
 
     def __init__(

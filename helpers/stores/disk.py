@@ -106,6 +106,8 @@ class DiskStore(WritesPieces, Store):
     colour = "#1f77b4"
     choose_when = "PNG files when images must stay viewable and editable one by one"
     trade_off = "PNG compresses each image (zlib), costing CPU on every write and read; one file per image."
+    writer_memory_note = ("The PNG method encodes in a pool of worker processes (a few shards each at a time), "
+                          "whose memory is not in its row: the row is the writing process's own.")
     batch_name = "many"
     compressions = FILE_FORMATS
     native_compression = "png:6"  # Pillow's default zlib level
@@ -130,6 +132,13 @@ class DiskStore(WritesPieces, Store):
             return 2 * int(n_images) + 2
         shards = -(-int(n_images) // SHARD_IMAGES)
         return int(n_images) + shards + 3  # a PNG per image, a folder per shard, labels.csv, batch.json, many/
+
+    @classmethod
+    def disk_usage_note(cls, n_images: int, apparent_bytes: int, allocated_bytes: int, raw_image_bytes: int) -> str:
+        apparent = apparent_bytes / n_images
+        return (f"PNG compresses each image (to {apparent / raw_image_bytes:.0%} of its raw pixels here), but every "
+                f"image is a file of its own, and a file occupies whole 4 KiB blocks: a file of ~{apparent:,.0f} "
+                f"bytes still takes a full block, plus its name in the folder.")
 
     def _store_single(self, image: np.ndarray, image_id: int, label: int) -> None:
         png = self.single_path(image_id, file_suffix(self.parsed_compression))

@@ -103,6 +103,11 @@ class Hdf5Store(Store):
             return n_images * per_file
         return space.round_to_blocks(n_images * (raw + space.LABEL_BYTES) + FILE_OVERHEAD)
 
+    @classmethod
+    def disk_usage_note(cls, n_images: int, apparent_bytes: int, allocated_bytes: int, raw_image_bytes: int) -> str:
+        return ("HDF5 keeps all images as one contiguous, uncompressed array in one file: raw pixels, "
+                "a label per image and a few KiB of metadata, so it is close to the raw size.")
+
     def _store_single(self, image: np.ndarray, image_id: int, label: int) -> None:
         with replaced_when_written(self.single_path(image_id, ".h5"), self.durable) as partial:
             with h5py.File(partial, "w", libver=LIBVER) as file:

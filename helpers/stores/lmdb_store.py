@@ -38,6 +38,7 @@ from helpers.codecs import Codec, Compression, parse
 from helpers.codecs import names as codec_names
 from helpers.core import space
 from helpers.core.errors import CorruptStoreError, ImageNotFoundError, UnknownCodecError
+from helpers.core.measure import format_bytes
 from helpers.stores import values
 from helpers.stores.base import BatchReader, Store, wants_readahead
 from helpers.stores.checks import check_count, check_image_shape
@@ -149,6 +150,24 @@ class LmdbStore(Store):
     @classmethod
     def files_needed(cls, n_images: int, single: bool) -> int:
         return 3  # the environment's folder, data.mdb and lock.mdb, however many images it holds
+
+    @classmethod
+    def disk_usage_note(cls, n_images: int, apparent_bytes: int, allocated_bytes: int, raw_image_bytes: int) -> str:
+        return ("LMDB stores each value uncompressed in pages of 4 KiB; a value larger than half a page gets "
+                "whole overflow pages of its own, so each image (raw pixels plus a small header) "
+                "rounds up to a page, and the B-tree adds pages of keys.")
+
+    @classmethod
+    def compressed_space_note(
+        cls, codec: str, value_bytes: float, allocated_bytes: float, raw_allocated_bytes: float
+    ) -> str:
+        pages, raw_pages = allocated_bytes / PAGE, raw_allocated_bytes / PAGE
+        # within a tenth of the raw pages, the codec saved no page: values still round up to whole ones
+        verdict = (f"still costs LMDB {pages:.2f} pages of 4 KiB per image, as raw pixels do ({raw_pages:.2f})"
+                   if pages >= 0.9 * raw_pages else
+                   f"saves LMDB space: {pages:.2f} pages of 4 KiB per image against {raw_pages:.2f} raw")
+        return (f"The smallest lossless LMDB value ({codec}, about {format_bytes(int(value_bytes))} of file per "
+                f"image) {verdict}: LMDB gives a value over about half a page whole overflow pages of its own.")
 
     @property
     def single_path(self) -> Path:

@@ -53,6 +53,10 @@ class NpyStore(Store):
         folder = space.BLOCK
         return sum(space.round_to_blocks(size) + space.DIRECTORY_ENTRY for size in files) + folder
 
+    @classmethod
+    def disk_usage_note(cls, n_images: int, apparent_bytes: int, allocated_bytes: int, raw_image_bytes: int) -> str:
+        return "The NumPy floor is the raw array in one file: the least any uncompressed method can take."
+
     def _store_single(self, image: np.ndarray, image_id: int, label: int) -> None:
         with replaced_when_written(self.single_path(image_id, ".npz"), self.durable) as partial:
             with open(partial, "wb") as handle:  # a file object: np.savez would add ".npz" to a name

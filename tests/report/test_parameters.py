@@ -95,6 +95,13 @@ def test_values_that_cannot_be_used_are_refused_naming_the_option(given, message
         resolve(given)
 
 
+def test_a_compression_is_read_as_the_stores_read_it():
+    # the codec registry's reading of a name, the one open_store uses: its family in any case, a level in range
+    assert resolve({"compressions": ["ZSTD", "Jpeg:90", "gzip:9"]})["compressions"] == ["ZSTD", "Jpeg:90", "gzip:9"]
+    with pytest.raises(ParameterError, match="from 0 to 9"):
+        resolve({"compressions": ["GZIP:12"]})
+
+
 def test_option_text_is_parsed_into_the_values_the_notebooks_take():
     assert parameters.parse_ints("100, 10 1_000,10") == [10, 100, 1000]
     assert parameters.parse_names("disk, lmdb") == ["disk", "lmdb"]

@@ -5,14 +5,17 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import nbformat
 import pytest
 
+from helpers import stores
 from helpers.report import pipeline as report
 from helpers.report.parameters import PARAMETERS
 from helpers.stores import FLOOR, names
+from helpers.stores.npy_store import NpyStore
 
 PROJECT = Path(__file__).resolve().parents[2]
 TINY = {"cutoffs": [10, 50], "methods": ["disk", "lmdb", "hdf5"], "repeats": 1, "cold_cache": True,
@@ -119,6 +122,17 @@ def test_without_chromium_the_html_is_written_and_the_way_to_the_pdf_is_printed(
     written = report.make_report(parameters, tmp_path, names=[], progress=False)
     assert written["pdf"] is None and written["html"].exists()
     assert "make pdf-deps" in capsys.readouterr().out
+
+
+def test_the_opening_paragraph_names_every_registered_format_beyond_the_article(monkeypatch):
+    assert report.todays_formats() == ["Zarr", "WebDataset tar", "Parquet", "Arrow IPC", "SQLite"]
+    assert "teams pick today (those in the run's `methods`: Zarr, WebDataset tar, Parquet, Arrow IPC, SQLite)." in (
+        report.opening_paragraph())
+    toy = types.ModuleType("toy_store")
+    toy.ToyStore = type("ToyStore", (NpyStore,), {"name": "toy", "label": "Toy format"})
+    monkeypatch.setitem(sys.modules, "toy_store", toy)
+    monkeypatch.setitem(stores.REGISTRY, "toy", "toy_store:ToyStore")
+    assert report.todays_formats()[-1] == "Toy format" and "SQLite, Toy format)." in report.opening_paragraph()
 
 
 def test_network_references_are_found():

@@ -197,6 +197,9 @@ class StoreContract:
         cls = store_class(self.method)
         assert cls.name == self.method
         assert cls.trade_off.endswith(".")
+        assert isinstance(cls.writer_memory_note, str)
+        assert isinstance(cls.disk_usage_note(100, 400_000, 409_600, 3072), str)
+        assert isinstance(cls.compressed_space_note("zstd", 2000.0, 4096.0, 8192.0), str)
         assert isinstance(cls.compressions, tuple)
         assert cls.writes_pieces == hasattr(cls, "write_piece")
 

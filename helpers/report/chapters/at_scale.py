@@ -287,9 +287,8 @@ def writes_markdown(writes: pd.DataFrame) -> str:
             f"({format_bytes(CHUNK_IMAGES * worst.data_bytes // worst.n_images)}) and the method's buffers, not "
             "the size of the batch."
         )
-    if "disk" in set(written["method"]):
-        notes.append("- The PNG method encodes in a pool of worker processes (a few shards each at a time), "
-                     "whose memory is not in its row: the row is the writing process's own.")
+    notes += [f"- {store_class(method).writer_memory_note}" for method in ordered_methods(written["method"])
+              if store_class(method).writer_memory_note]
     return "\n".join(lines + [""] + notes)
 
 

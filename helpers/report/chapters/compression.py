@@ -23,7 +23,6 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from helpers import codecs, loader, stores
-from helpers.core.errors import ImageFormatError
 from helpers.core.measure import check_repeats, disk_usage, format_bytes, format_seconds, time_call
 from helpers.report import results
 from helpers.report.measuring import progress_bar, time_read, timing_rows, unpack, verify_round_trip
@@ -40,8 +39,6 @@ SEPARATOR = "+"
 #: The ``dataset`` of the chapter's rows: short names the tables and conclusions show.
 CIFAR = "CIFAR"
 SCANS = "16-bit scans"
-#: LMDB gives a value over about half a page whole overflow pages of its own.
-LMDB_PAGE = 4096
 #: Scans measured next to CIFAR, per CIFAR image measured (10 for 2,000): a scan is 170 times larger, and
 #: its PNG takes about 0.1 s to write.
 SCANS_PER_IMAGE = 1 / 250
@@ -59,49 +56,31 @@ def split_variant(name: str) -> tuple[str, str | None]:
     return method, compression or None
 
 
-def family(name: str) -> str:
-    return name.partition(":")[0]
-
-
 def variants(methods: Sequence[str] | None, compressions: Sequence[str],
              floor: bool = True) -> list[tuple[str, str | None]]:
     """(method, compression) pairs: each method's baseline, then each of ``compressions`` it accepts (in the
-    order given; the method's own default is skipped, being the baseline), then the NumPy floor.
+    order given), then the NumPy floor. A codec is measured once per method however it is named (``"png"``
+    and ``"png:6"`` are one codec): the method's own default is its baseline, and a second name for a codec
+    already listed is skipped. Each compression is named as the stores record it (trimmed, lower case), so
+    that a variant's name and its store's ``compression`` agree.
 
     UnknownCodecError if no method takes one of ``compressions``, or its level is out of range.
     """
     check_compressions(compressions)
+    specs = [codecs.parse(name).spec for name in compressions]
     methods = chosen_methods(methods)
     pairs: list[tuple[str, str | None]] = []
     for method in methods:
         cls = stores.store_class(method)
-        pairs.append((method, None))
-        pairs += [(method, name) for name in compressions
-                  if family(name) in cls.compressions and not same_codec(name, cls.native_compression)]
+        kept: list[str] = []
+        for spec in specs:
+            taken = codecs.family(spec) in cls.compressions
+            if taken and not any(codecs.same_codec(spec, seen) for seen in (cls.native_compression, *kept)):
+                kept.append(spec)
+        pairs += [(method, None)] + [(method, spec) for spec in kept]
     if floor and stores.FLOOR not in methods:
         pairs.append((stores.FLOOR, None))
     return pairs
-
-
-def same_codec(name: str, other: str | None) -> bool:
-    if other is None or family(name) not in codecs.CODECS:
-        return name == other
-    return codecs.get_codec(name).name == codecs.get_codec(other).name
-
-
-def holds(compression: str | None, shape: tuple[int, ...], dtype: np.dtype) -> bool:
-    """Whether the codec can hold these images (JPEG cannot hold 16 bits; HDF5 filters hold anything)."""
-    if compression is None or family(compression) not in codecs.CODECS:
-        return True
-    try:
-        codecs.get_codec(compression).check(shape, dtype)
-    except ImageFormatError:
-        return False
-    return True
-
-
-def lossy(compression: str | None) -> bool:
-    return compression is not None and family(compression) in codecs.CODECS and codecs.is_lossy(compression)
 
 
 # -- the experiment --------------------------------------------------------------------------------------
@@ -133,7 +112,7 @@ def run_compression(
         name = variant_name(method, compression)
         measured = {"method": name, "dataset": dataset, "image_bytes": images[0].nbytes, "psnr": math.nan,
                     "skipped": ""}
-        if not holds(compression, images.shape[1:], images.dtype):
+        if not codecs.holds(compression, images.shape[1:], images.dtype):
             measured["skipped"] = f"{compression} cannot hold {images.dtype.name} images of shape {images.shape[1:]}"
             quality.append(measured)
             continue
@@ -164,7 +143,7 @@ def measure_variant(
 
 def measured_psnr(store: stores.Store, images: np.ndarray, labels: np.ndarray) -> float:
     """The batch's PSNR as read back (inf: identical, checked); CorruptStoreError if a lossless one differs."""
-    if not lossy(store.compression):
+    if not codecs.is_lossy(store.compression):
         verify_round_trip(store, images, labels, write=False)
         return math.inf
     back, _ = store.read_many(len(images))
@@ -244,7 +223,7 @@ def trade_off_table(summary: pd.DataFrame, quality: pd.DataFrame, dataset: str =
         rows.append({
             "method": method,
             "codec": compression or stores.store_class(method).native_compression or "none",
-            "lossy": lossy(compression),
+            "lossy": codecs.is_lossy(compression),
             "image_bytes": measured["image_bytes"],
             "bytes_per_image": stored["bytes_allocated"] / n,
             "ratio": measured["image_bytes"] * n / stored["bytes_apparent"],
@@ -303,6 +282,23 @@ def _smallest(rows: pd.DataFrame) -> pd.Series:
     return rows.loc[rows["bytes_per_image"].idxmin()]
 
 
+def compressed_space_notes(table: pd.DataFrame) -> list[str]:
+    """Each method's own word (``Store.compressed_space_note``) on the space its smallest lossless codec
+    took beside its raw values, for the methods measured both ways."""
+    notes = []
+    for method in ordered_methods(table["method"]):
+        raw = _variant(table, method, "none")
+        compressed = table[(table["method"] == method) & (table["codec"] != "none") & ~table["lossy"]]
+        if raw is None or compressed.empty or method not in stores.names():
+            continue
+        best = _smallest(compressed)
+        note = stores.store_class(method).compressed_space_note(
+            best["codec"], best["image_bytes"] / best["ratio"], best["bytes_per_image"], raw["bytes_per_image"])
+        if note:
+            notes.append(note)
+    return notes
+
+
 def findings(table: pd.DataFrame, what: str = CIFAR, quality: pd.DataFrame | None = None) -> str:
     """One sentence per finding, every number taken from ``table`` (trade_off_table); with ``quality``, the
     variants skipped on ``what`` and why."""
@@ -315,20 +311,8 @@ def findings(table: pd.DataFrame, what: str = CIFAR, quality: pd.DataFrame | Non
         f"{format_bytes(int(smallest['bytes_per_image']))} allocated per image, a ratio of {smallest['ratio']:.2f}x "
         f"over the raw pixels, read in a shuffled epoch at {format_seconds(smallest['shuffled_per_image'])} per image."
     )
-    raw_lmdb = _variant(table, "lmdb", "none")
-    compressed_lmdb = table[(table["method"] == "lmdb") & (table["codec"] != "none") & ~table["lossy"]]
-    if raw_lmdb is not None and not compressed_lmdb.empty:
-        best = _smallest(compressed_lmdb)
-        pages, raw_pages = best["bytes_per_image"] / LMDB_PAGE, raw_lmdb["bytes_per_image"] / LMDB_PAGE
-        verdict = (f"still costs LMDB {pages:.2f} pages of 4 KiB per image, as raw pixels do ({raw_pages:.2f})"
-                   if pages >= 0.9 * raw_pages else
-                   f"saves LMDB space: {pages:.2f} pages of 4 KiB per image against {raw_pages:.2f} raw")
-        sentences.append(
-            f"The smallest lossless LMDB value ({best['codec']}, about "
-            f"{format_bytes(int(best['image_bytes'] / best['ratio']))} of file per image) {verdict}: "
-            f"LMDB gives a value over about half a page whole overflow pages of its own."
-        )
-    for _, row in table[table["codec"].map(family).isin(["zstd", "blosc"])].iterrows():
+    sentences += compressed_space_notes(table)
+    for _, row in table[table["codec"].map(codecs.family).isin(["zstd", "blosc"])].iterrows():
         raw = _variant(table, row["method"], "none")
         if raw is not None:
             sentences.append(

@@ -21,27 +21,10 @@ from helpers.report.text import largest_cutoff, pick
 
 def method_note(method: str, n: int, stored: pd.Series, raw_image_bytes: int) -> str:
     """Why ``method``'s batch of ``n`` took the bytes of its ``store_many`` row: the method's own
-    ``disk_usage_note`` when it has one, else what the report knows of the article's three and the floor,
-    else its ``trade_off``."""
-    note = stores.store_class(method).disk_usage_note(
-        n, int(stored["bytes_apparent"]), int(stored["bytes_allocated"]), raw_image_bytes)
-    if note:
-        return note
-    apparent = stored["bytes_apparent"] / n
-    if method == "disk":
-        return (f"PNG compresses each image (to {apparent / raw_image_bytes:.0%} of its raw pixels here), but every "
-                f"image is a file of its own, and a file occupies whole 4 KiB blocks: a file of ~{apparent:,.0f} "
-                f"bytes still takes a full block, plus its name in the folder.")
-    if method == "lmdb":
-        return ("LMDB stores each value uncompressed in pages of 4 KiB; a value larger than half a page gets "
-                "whole overflow pages of its own, so each image (raw pixels plus a small header) "
-                "rounds up to a page, and the B-tree adds pages of keys.")
-    if method == "hdf5":
-        return ("HDF5 keeps all images as one contiguous, uncompressed array in one file: raw pixels, "
-                "a label per image and a few KiB of metadata, so it is close to the raw size.")
-    if method == stores.FLOOR:
-        return "The NumPy floor is the raw array in one file: the least any uncompressed method can take."
-    return stores.store_class(method).trade_off
+    ``disk_usage_note``, else its ``trade_off``."""
+    cls = stores.store_class(method)
+    note = cls.disk_usage_note(n, int(stored["bytes_apparent"]), int(stored["bytes_allocated"]), raw_image_bytes)
+    return note or cls.trade_off
 
 
 def disk_explanation(summary: pd.DataFrame, raw_image_bytes: int) -> str:

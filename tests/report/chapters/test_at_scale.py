@@ -33,6 +33,19 @@ def test_each_way_of_writing_is_explained_from_its_numbers():
     assert "takes the writer about 0.04 s" in lines[3] and "the rest is making the images" in lines[3]
 
 
+def test_what_a_writers_peak_memory_leaves_out_is_said_by_the_method(monkeypatch):
+    def written(*methods: str) -> pd.DataFrame:
+        return pd.DataFrame([{"method": method, "n_images": 1_000, "seconds": 1.0, "baseline_rss": 1e8,
+                              "peak_rss": 1.5e8, "data_bytes": 3_072_000, "skipped": ""} for method in methods])
+
+    pool = ("- The PNG method encodes in a pool of worker processes (a few shards each at a time), whose memory is "
+            "not in its row: the row is the writing process's own.")
+    assert scale.writes_markdown(written("lmdb", "disk")).splitlines()[-1] == pool
+    assert "pool" not in scale.writes_markdown(written("lmdb", "hdf5"))
+    monkeypatch.setattr(scale.store_class("hdf5"), "writer_memory_note", "HDF5 keeps memory elsewhere.")
+    assert scale.writes_markdown(written("hdf5", "disk")).splitlines()[-2:] == [pool, "- HDF5 keeps memory elsewhere."]
+
+
 def test_conversions_store_png_values_where_a_method_takes_them():
     plan = dict(scale.conversion_plan(["disk", "lmdb", "hdf5", "zarr"]))
     assert plan == {"disk": "png", "lmdb": "png", "hdf5": None, "zarr": None}

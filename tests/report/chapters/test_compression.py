@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from helpers import stores
 from helpers.core.errors import UnknownCodecError
 from helpers.report import results as results_tables
 from helpers.report.chapters import compression
@@ -26,6 +27,23 @@ def test_variants_pair_each_method_with_the_codecs_it_takes_and_skip_its_own_def
         compression.variants(["lmdb"], ["brotli"])
     with pytest.raises(UnknownCodecError, match="from 0 to 9"):
         compression.variants(["hdf5"], ["gzip:12"])
+
+
+def test_a_codec_is_one_variant_however_it_is_named():
+    # "png", "png:6" and "PNG:6" are one codec: the disk store's own default (its baseline), and one variant
+    # of LMDB under the first name given; names are kept as the stores record them
+    assert compression.variants(["disk", "lmdb"], ["png", "png:6", "PNG:6", "ZSTD", "png:9", "Jpeg:90"],
+                                floor=False) == [
+        ("disk", None), ("disk", "png:9"), ("disk", "jpeg:90"),
+        ("lmdb", None), ("lmdb", "png"), ("lmdb", "zstd"), ("lmdb", "png:9"), ("lmdb", "jpeg:90"),
+    ]
+
+
+def test_a_store_filter_at_its_default_level_is_the_baseline_of_a_method_that_writes_it(monkeypatch):
+    # "gzip" means gzip at level 4, so it would measure the baseline again
+    monkeypatch.setattr(stores.store_class("hdf5"), "native_compression", "gzip:4")
+    assert compression.variants(["hdf5"], ["gzip", "gzip:9", "lzf"], floor=False) == [
+        ("hdf5", None), ("hdf5", "gzip:9"), ("hdf5", "lzf")]
 
 
 def test_pareto_front_keeps_what_nothing_beats_on_both_counts():
@@ -86,6 +104,25 @@ def test_findings_are_computed_from_the_table(measured):
     assert f"a ratio of {smallest['ratio']:.2f}x" in text
     assert "pages of 4 KiB per image" in text and "Pareto front" in text
     assert compression.findings(pd.DataFrame()) == "No compression was measured on CIFAR."
+
+
+def trade_off_row(method: str, codec: str, allocated: float, ratio: float, lossy: bool = False) -> dict:
+    return {"method": method, "codec": codec, "lossy": lossy, "image_bytes": 3072, "bytes_per_image": allocated,
+            "ratio": ratio, "store_per_image": 1e-5, "read_per_image": 1e-6, "shuffled_per_image": 1e-6,
+            "psnr": 35.0 if lossy else math.inf, "pareto": False}
+
+
+def test_a_method_says_why_its_smallest_lossless_codec_took_its_space(monkeypatch):
+    table = pd.DataFrame([trade_off_row("lmdb", "none", 8192, 0.98), trade_off_row("lmdb", "zstd", 4915, 1.3),
+                          trade_off_row("lmdb", "png", 7900, 1.2), trade_off_row("lmdb", "jpeg:90", 2000, 4.0, True),
+                          trade_off_row("hdf5", "none", 3100, 0.99), trade_off_row("hdf5", "gzip", 2500, 1.2)])
+    assert compression.compressed_space_notes(table) == [
+        "The smallest lossless LMDB value (zstd, about 2.3 KiB of file per image) saves LMDB space: 1.20 pages of "
+        "4 KiB per image against 2.00 raw: LMDB gives a value over about half a page whole overflow pages of its own."]
+    monkeypatch.setattr(stores.store_class("hdf5"), "compressed_space_note",
+                        classmethod(lambda cls, codec, value, allocated, raw: f"HDF5 with {codec}: {allocated:.0f}."))
+    notes = compression.compressed_space_notes(table)
+    assert notes[1] == "HDF5 with gzip: 2500." and f"- {notes[1]}" in compression.findings(table)
 
 
 def test_the_trade_off_of_every_dataset_is_left_in_the_results(measured):

@@ -10,9 +10,11 @@ import pandas as pd
 import pytest
 from report_fixtures import fake_rows, summary_of
 
+from helpers import stores
 from helpers.report import disk_space
 from helpers.report.chapters import disk_usage as chapter
 from helpers.report.results import summarize
+from helpers.report.text import pick
 
 
 @pytest.fixture(scope="module")
@@ -54,3 +56,11 @@ def test_every_method_explains_its_disk_usage_from_its_own_numbers():
         assert "100 bytes per image" in lines[method] and "3.4%" in lines[method], lines[method]
     assert "row group" in lines["Parquet"] and "record-batch" in lines["Arrow IPC"] and "64 KiB" in lines["SQLite"]
     assert "a file of ~3,000 bytes still takes a full block" in lines["PNG files"]
+    assert "whole overflow pages of its own" in lines["LMDB"] and "one contiguous, uncompressed array" in lines["HDF5"]
+    assert "the least any uncompressed method can take" in lines["NumPy floor (npy)"]
+
+
+def test_a_method_without_a_disk_usage_note_is_explained_by_its_trade_off():
+    stored = pick(summary_of({"zarr": 1e-5, "npy": 5e-6}), "zarr", "store_many", 1000)
+    assert stores.store_class("zarr").disk_usage_note(1000, 3_000_000, 4_096_000, 2900) == ""
+    assert chapter.method_note("zarr", 1000, stored, 2900) == stores.store_class("zarr").trade_off
