@@ -79,3 +79,11 @@ def test_experiment_bytes_counts_the_largest_cutoff_of_each_method_and_the_floor
 )
 def test_property_space_estimates_reject_bad_requests(method, n_images, shape, dtype):
     assert_typed_error(lambda: stores.estimate_bytes(method, n_images, shape, dtype))
+
+
+def test_every_method_names_itself_for_the_report_in_its_own_label_and_colour():
+    classes = [store_class(name) for name in METHODS]
+    labels, colours = [cls.label for cls in classes], [cls.colour.lower() for cls in classes]
+    assert len(set(labels)) == len(labels) and len(set(colours)) == len(colours)
+    assert all(cls.trade_off.endswith(".") for cls in classes)
+    assert all(cls.choose_when or cls.name == FLOOR for cls in classes)
