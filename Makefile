@@ -36,7 +36,12 @@ pdf-deps:
 
 # QUICK=1: cutoffs up to 1,000 and one repeat. DATASET=/my/images IMAGE_SIZE=256: a folder of your own images. REPORT_ARGS passes any other option of
 # `python -m helpers.report --help`, e.g. make report REPORT_ARGS="--no-cold-cache --methods lmdb,hdf5".
+# A variable make report does not know (METHODS=lmdb) would be ignored without a word: it is refused instead.
+REPORT_VARIABLES := QUICK DATASET IMAGE_SIZE REPORT_ARGS PYTHON
+UNKNOWN_VARIABLES = $(filter-out $(REPORT_VARIABLES),$(foreach v,$(.VARIABLES),$(if $(filter command line,$(origin $(v))),$(v))))
+
 report: setup pdf-deps
+	$(if $(UNKNOWN_VARIABLES),$(error make report does not take $(UNKNOWN_VARIABLES); it takes QUICK=1, DATASET=..., IMAGE_SIZE=... and REPORT_ARGS="..." for any option of python -m helpers.report --help, e.g. REPORT_ARGS="--methods lmdb,hdf5"))
 	$(PY) -m helpers.report --dataset $(DATASET) $(if $(IMAGE_SIZE),--image-size $(IMAGE_SIZE)) $(if $(QUICK),--quick) $(REPORT_ARGS)
 
 # JupyterLab on this machine only, with the project's kernel (the venv's python3 spec wins over others).

@@ -120,10 +120,20 @@ def at_least_one(option: str) -> Callable[[int, dict, list[str] | None], int]:
     return check
 
 
-def named_or_path(*named: str) -> Callable[[str, dict, list[str] | None], str]:
-    """A dataset: one of ``named`` as it is, anything else an absolute path."""
+def named_or_path(option: str, *named: str) -> Callable[[str, dict, list[str] | None], str]:
+    """A dataset: one of ``named`` as it is, anything else the absolute path of an existing folder (checked
+    here, so a typo stops the run before the first notebook rather than inside it)."""
     def check(value: str, values: dict, notes: list[str] | None) -> str:
-        return value if value in named else str(Path(value).resolve())
+        if value in named:
+            return value
+        path = Path(value).expanduser().resolve()
+        if not path.is_dir():
+            what = "is a file, not a folder" if path.exists() else "does not exist"
+            raise ParameterError(
+                f"{option} {value}: {path} {what}; expected {' or '.join(repr(name) for name in named)}, or "
+                f"the path of a folder"
+            )
+        return str(path)
 
     return check
 
@@ -219,7 +229,7 @@ def shown(parameter: Parameter, value: object) -> str:
 
 
 PARAMETERS: tuple[Parameter, ...] = (
-    Parameter("dataset", "auto", check=named_or_path(*NAMED_DATASETS),
+    Parameter("dataset", "auto", check=named_or_path("--dataset", *NAMED_DATASETS),
               help='"auto" (CIFAR-10 from data/raw, else synthetic; never downloads: `make data` does), "cifar10" '
                    '(an error if missing), "synthetic", "scans", the path of a CIFAR-10 folder, or a folder of '
                    "your own images (default: {default})"),
@@ -243,7 +253,7 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter("image_size", None, parse=parse_image_size,
               help="resize the images of a folder to this size, keeping the aspect ratio and cropping the "
                    "centre: 256 or 256x192 (height x width); needed when their sizes differ"),
-    Parameter("large_dataset", "scans", check=named_or_path("scans"),
+    Parameter("large_dataset", "scans", check=named_or_path("--large-dataset", "scans"),
               help='the large-images chapter\'s images: "scans" (synthetic 512x512 16-bit CT slices) or a '
                    "folder of images (default: {default})"),
     Parameter("large_cutoffs", [10, 100, 1000], quick=[3, 6], parse=parse_ints,

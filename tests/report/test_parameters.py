@@ -134,3 +134,13 @@ def test_report_drops_cutoffs_above_a_folders_image_count_and_says_so(tmp_path):
     assert values["large_dataset"] == "scans" and values["large_cutoffs"] == parameters.BY_NAME["large_cutoffs"].quick
     with pytest.raises(argparse.ArgumentTypeError):
         parameters.parse_image_size("big")
+
+
+@pytest.mark.parametrize("name", ["dataset", "large_dataset"])
+def test_a_dataset_folder_that_does_not_exist_stops_the_run_before_any_notebook(tmp_path, name):
+    with pytest.raises(ParameterError, match=r"no-such-folder does not exist; expected .*'scans'"):
+        resolve({name: str(tmp_path / "no-such-folder")})
+    (tmp_path / "a-file.png").write_bytes(b"")
+    with pytest.raises(ParameterError, match="is a file, not a folder"):
+        resolve({name: str(tmp_path / "a-file.png")})
+    assert resolve({name: str(tmp_path)})[name] == str(tmp_path.resolve())

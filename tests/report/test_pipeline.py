@@ -223,3 +223,15 @@ def test_the_report_cautions_about_the_file_system_when_its_environment_says_so(
     info = environment.load(built["parameters"]["results_dir"])
     expected = info["filesystem_type"] == "ext4" and info["filesystem_journal"] is False
     assert ("without a journal" in built["page"]) is expected
+
+
+def test_make_report_refuses_a_variable_it_does_not_take_and_passes_the_ones_it_does():
+    def dry_run(*assignments: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["make", "-n", "report", *assignments], cwd=PROJECT, capture_output=True, text=True,
+                              timeout=60)
+
+    refused = dry_run("METHODS=lmdb,hdf5", "QUICK=1")
+    assert refused.returncode != 0 and "make report does not take METHODS" in refused.stderr
+    accepted = dry_run("QUICK=1", "DATASET=synthetic", "REPORT_ARGS=--methods lmdb --repeats 2")
+    assert accepted.returncode == 0, accepted.stderr
+    assert "-m helpers.report --dataset synthetic" in accepted.stdout and "--quick --methods lmdb --repeats 2" in accepted.stdout
