@@ -439,9 +439,17 @@ def stop_workers(processes: list, tasks: list, results: list) -> None:
         pipe.close()
 
 
-def read_epoch(store: Store, batch_size: int = BATCH_SIZE, *, seed: int = 0, workers: int = 0) -> int:
-    """Read one shuffled epoch as a training loop would (``batches``) and drop it; the images read.
+def read_epoch(
+    store: Store, batch_size: int = BATCH_SIZE, *, seed: int = 0, workers: int = 0, limit: int | None = None
+) -> int:
+    """Read one shuffled epoch as a training loop would (``batches``), or its first ``limit`` mini-batches, and
+    drop it; the images read.
 
     What the report's chapters time as "a shuffled epoch": the same path a training job takes.
     """
-    return sum(len(images) for images, _ in batches(store, batch_size, seed=seed, workers=workers))
+    read = 0
+    for number, (images, _) in enumerate(batches(store, batch_size, seed=seed, workers=workers), 1):
+        read += len(images)
+        if number == limit:
+            break
+    return read

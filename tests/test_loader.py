@@ -328,3 +328,11 @@ def test_png_decodes_a_long_index_list_with_its_process_pool(tmp_path):
     read, labels = store.read_indices(order)  # three chunks of up to 256 images, decoded by the pool
     np.testing.assert_array_equal(read, images[order])
     np.testing.assert_array_equal(labels, order)
+
+
+def test_read_epoch_reads_every_image_or_only_its_first_mini_batches(tmp_path):
+    store = open_store("npy", tmp_path)
+    store.store_many(np.zeros((10, 4, 4), dtype=np.uint8), np.arange(10))
+    assert loader.read_epoch(store, 4) == 10
+    assert loader.read_epoch(store, 4, limit=2) == 8
+    assert loader.read_epoch(store, 4, limit=5) == 10  # a limit past the epoch's end reads the epoch

@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from helpers import stores
 from helpers.core.errors import CorruptStoreError
 from helpers.core.measure import check_repeats, time_call
-from helpers.loader import batches, epoch_order
+from helpers.loader import epoch_order, read_epoch
 from helpers.report import results
 from helpers.report.measuring import (
     caches,
@@ -97,20 +97,13 @@ def run_access(
             common = dict(experiment=EXPERIMENT, method=method, durable=False, dataset=dataset)
             rows += measure_patterns(store, n, sample, batch_size, repeats, cold_cache, common)
             for worker_count in worker_counts:
-                timing = time_call(lambda: read_epoch(store, batch_size, worker_count), repeats=repeats,
+                timing = time_call(lambda: read_epoch(store, batch_size, workers=worker_count), repeats=repeats,
                                    warmup=True)
                 rows += timing_rows(timing, operation="read_epoch", n_images=n, cache="warm", usage=None,
                                     workers=worker_count, **common)
         finally:
             store.close()
     return pd.DataFrame(rows, columns=results.COLUMNS)
-
-
-def read_epoch(store: stores.Store, batch_size: int, workers: int = 0, limit: int | None = None) -> None:
-    """One shuffled epoch of ``helpers.loader.batches`` (seed 0), or its first ``limit`` mini-batches."""
-    for number, _ in enumerate(batches(store, batch_size, seed=0, workers=workers), 1):
-        if number == limit:
-            break
 
 
 def measure_patterns(store: stores.Store, n: int, sample: list[int], batch_size: int, repeats: int,
